@@ -1,0 +1,331 @@
+"""The ``rempart`` command: one Typer sub-app per area, thin calls into services.
+
+Every command builds its ``Settings`` from the environment when it runs (never at import time),
+works from any directory, and may run while ``rempart serve`` runs (SQLite included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from rempart.config import ConfigError, Settings
+from rempart.domain.channels import Channel
+from rempart.domain.errors import RempartError
+from rempart.logging import configure_logging
+from rempart.security.principal import Principal, system
+from rempart.services.runtime import Runtime, build_runtime
+
+T = TypeVar("T")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+app = typer.Typer(help="Rempart — plateforme de tiers payant.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
+import_app = typer.Typer(help="Imports de fichiers.", no_args_is_help=True)
+channel_app = typer.Typer(help="Ouvrir ou fermer un service (kill switch).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(channel_app, name="channel")
+
+ActorOpt = Annotated[
+    str | None,
+    typer.Option("--actor", envvar="REMPART_ACTOR", help="Compte du back-office pour qui la commande agit."),
+]
+
+
+def _settings() -> Settings:
+    try:
+        s = Settings()
+        s.check_for_startup()
+    except ConfigError as e:
+        err.print(f"[red]Configuration :[/red] {e}")
+        raise typer.Exit(2) from None
+    configure_logging(s.model_copy(update={"log_level": os.environ.get("REMPART_LOG_LEVEL", "warning")}))
+    return s
+
+
+def _run(body: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
+    settings = settings or _settings()
+
+    async def main() -> T:
+        rt = build_runtime(settings)
+        try:
+            return await body(rt)
+        finally:
+            await rt.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except RempartError as e:
+        err.print(f"[red]Erreur :[/red] {e.message}")
+        for fe in e.errors:
+            err.print(f"  • {fe.field} : {fe.reason}")
+        raise typer.Exit(1) from None
+
+
+async def _actor(rt: Runtime, username: str | None) -> Principal:
+    from rempart.services.registry import operator_principal
+
+    if username:
+        return await operator_principal(rt, username)
+    return system(f"cli:{getpass.getuser()}")
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Créer ou mettre à jour le schéma (migrations Alembic)."""
+    from rempart.db.migrate import upgrade
+
+    s = _settings()
+    upgrade(s.database)
+    console.print("Schéma à jour.")
+
+
+# -- import ----------------------------------------------------------------------------------
+
+@import_app.command("beneficiaries")
+def import_beneficiaries_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Fichier CSV.")],
+    amc: Annotated[str, typer.Option("--amc", help="Numéro AMC de l'organisme.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Tout vérifier sans rien écrire.")] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Importer le fichier des bénéficiaires d'un organisme (tout ou rien, rapport de rejets)."""
+    from rempart.services.beneficiaries import import_beneficiaries
+
+    size = file.stat().st_size
+    with Progress(
+        TextColumn("[bold]Import[/bold]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err, transient=False,
+    ) as progress:
+        task = progress.add_task("import", total=size)
+
+        async def body(rt: Runtime) -> Any:
+            who = await _actor(rt, actor)
+            return await import_beneficiaries(
+                rt, file, amc_number=amc, actor=who, dry_run=dry_run,
+                progress=lambda n: progress.advance(task, n),
+            )
+
+        summary = _run(body)
+    table = Table(title=f"Import {file.name} — organisme {amc}", show_header=False)
+    status = {"committed": "importé", "rejected": "REFUSÉ (rien n'a été écrit)", "dry_run": "simulation (rien n'a été écrit)"}
+    table.add_row("Résultat", status[summary.status])
+    for label, value in (
+        ("Lignes lues", summary.rows_total), ("Nouveaux bénéficiaires", summary.rows_new),
+        ("Modifiés", summary.rows_changed), ("Inchangés", summary.rows_unchanged),
+        ("Droits fermés (absents du fichier)", summary.rows_closed), ("Lignes rejetées", summary.rows_rejected),
+    ):
+        table.add_row(label, f"{value:,}".replace(",", " "))
+    table.add_row("Rapport", str(summary.report_path))
+    console.print(table)
+    for r in summary.first_rejects:
+        err.print(f"  ligne {r.line} — {r.field} : {r.reason}")
+    if summary.rows_rejected:
+        raise typer.Exit(1)
+
+
+# -- channels ----------------------------------------------------------------------------------
+
+def _channel(name: str) -> Channel:
+    try:
+        return Channel(name)
+    except ValueError:
+        err.print(f"[red]Service inconnu :[/red] {name}. Services : {', '.join(c.value for c in Channel)}")
+        raise typer.Exit(2) from None
+
+
+@channel_app.command("off")
+def channel_off(
+    name: Annotated[str, typer.Argument(help="portal-signin, portal-rights, api-rights, intake, adjudication, payments")],
+    reason: Annotated[str, typer.Option("--reason", help="Message montré aux utilisateurs (en français).")],
+    until: Annotated[str | None, typer.Option("--until", help="Retour prévu (ISO 8601, UTC si sans fuseau).")] = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Fermer un service ; les autres continuent."""
+    from rempart.services import channels
+
+    channel = _channel(name)
+    back = None
+    if until:
+        back = datetime.fromisoformat(until)
+        if back.tzinfo is None:
+            from datetime import UTC
+
+            back = back.replace(tzinfo=UTC)
+
+    async def body(rt: Runtime) -> Any:
+        return await channels.switch(rt, channel, open_=False, reason=reason, expected_back_at=back,
+                                     actor=await _actor(rt, actor))
+
+    _run(body)
+    console.print(f"Service [bold]{channel.value}[/bold] fermé : {reason}")
+
+
+@channel_app.command("on")
+def channel_on(
+    name: Annotated[str, typer.Argument()],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Rouvrir un service."""
+    from rempart.services import channels
+
+    channel = _channel(name)
+
+    async def body(rt: Runtime) -> Any:
+        return await channels.switch(rt, channel, open_=True, reason=reason, actor=await _actor(rt, actor))
+
+    _run(body)
+    console.print(f"Service [bold]{channel.value}[/bold] rouvert.")
+
+
+@channel_app.command("status")
+def channel_status() -> None:
+    """État de chaque service."""
+    from rempart.services import channels
+
+    states = _run(lambda rt: channels.states(rt, fresh=True))
+    table = Table("Service", "État", "Motif")
+    for s in states.values():
+        table.add_row(s.channel.value, "ouvert" if s.open else "[red]fermé[/red]", s.reason or "")
+    console.print(table)
+
+
+# -- serve, worker, demo -----------------------------------------------------------------------
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Processus serveurs (1 sert le mieux sur 2 cœurs).")] = 1,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Ne pas lancer de worker dans le serveur.")] = False,
+) -> None:
+    """Servir l'API, le portail et la page d'état."""
+    import uvicorn
+
+    os.environ["REMPART_PORT"] = str(port)
+    os.environ["REMPART_SERVE_WORKER"] = "0" if no_worker else "1"
+    s = _settings()
+    from rempart.db.migrate import upgrade
+
+    upgrade(s.database)
+    uvicorn.run(
+        "rempart.web.asgi:make_app", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+    )
+
+
+@app.command()
+def worker(once: Annotated[bool, typer.Option("--once", help="Traiter ce qui attend, puis s'arrêter.")] = False) -> None:
+    """Lancer le worker (tâches de fond)."""
+    from rempart.jobs import worker as jobs
+
+    if once:
+        done = _run(jobs.run_once)
+        console.print(", ".join(f"{k}: {v}" for k, v in done.items()))
+        return
+    _run(jobs.run_forever)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    beneficiaries: Annotated[int, typer.Option(help="Nombre de bénéficiaires à créer.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Graine : mêmes données pour la même graine.")] = 1,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Préparer les données sans servir.")] = False,
+    export_fixtures: Annotated[Path | None, typer.Option(help="Écrire cards.csv, clients.json, operators.json, contracts.csv ici.")] = None,
+    export_canaries: Annotated[Path | None, typer.Option(help="Écrire les cartes canari dans ce fichier.")] = None,
+) -> None:
+    """Créer une base de démonstration, afficher les liens d'inscription, puis servir."""
+    from rempart.services import demo as demo_service
+
+    os.environ["REMPART_PORT"] = str(port)
+    s = _settings()
+    if s.env == "prod":
+        err.print("[red]La démonstration est interdite en production.[/red]")
+        raise typer.Exit(2)
+    _reset_demo_database(s)
+    base_url = s.public_base_url
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(label: str, n: int, _total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=None)
+            progress.advance(tasks[label], n)
+
+        result = _run(lambda rt: demo_service.seed(rt, beneficiaries=beneficiaries, seed=seed,
+                                                   base_url=base_url, progress=on_progress), s)
+    count = f"{result.beneficiaries:_}".replace("_", "\u202f")
+    console.print(f"[bold]Démonstration prête[/bold] : {count} bénéficiaires, "
+                  f"{len(result.clients)} clients API, {len(result.operators)} comptes du back-office.")
+    if export_fixtures:
+        for p in demo_service.export_fixtures(result, export_fixtures):
+            console.print(f"  fixture : {p}")
+    if export_canaries:
+        demo_service.export_canaries(result, export_canaries)
+        console.print(f"  canaris : {export_canaries}")
+    console.print("[bold]Liens d'inscription[/bold] (usage unique, valables 7 jours) :")
+    for username, role, link in result.invitations:
+        console.print(f"  {username:<30} {role:<14} {link}", soft_wrap=True, highlight=False)
+    console.print(f"Portail : [bold]{base_url}/[/bold]   État du service : {base_url}/status   API : {base_url}/docs")
+    if no_serve:
+        return
+    serve(host=host, port=port, workers=1, no_worker=False)
+
+
+def _reset_demo_database(s: Settings) -> None:
+    """A demo database is recreated; any other non-empty database is left alone (refused)."""
+    from rempart.db.migrate import upgrade
+    from rempart.services.demo import is_demo_database
+
+    upgrade(s.database)
+    state = _run(is_demo_database, s)
+    if state is False:
+        err.print("[red]Cette base contient des données qui ne viennent pas de la démonstration : "
+                  "refus de l'écraser.[/red] Choisissez un autre REMPART_DATA_DIR ou REMPART_DATABASE_URL.")
+        raise typer.Exit(2)
+    if state is True:
+        _drop_all(s)
+        upgrade(s.database)
+
+
+def _drop_all(s: Settings) -> None:
+    from sqlalchemy import create_engine, text
+
+    from rempart.db.engine import sync_url
+
+    if s.is_sqlite:
+        path = Path(s.database.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return
+    engine = create_engine(sync_url(s.database))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

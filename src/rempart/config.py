@@ -1,0 +1,91 @@
+"""One Settings object, read from the environment (prefix ``REMPART_``) by the entry points.
+
+Nothing here runs at import time: ``Settings()`` is built by ``rempart.cli`` or by the tests and
+passed down. In ``prod``, a missing or default secret stops start-up with the variable's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REMPART_", extra="ignore")
+
+    env: Literal["dev", "prod", "test"] = "dev"
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    database_replica_url: str | None = None
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    base_url: str | None = None
+    port: int = 8000
+    metrics_token: SecretStr | None = None
+
+    # Tokens and caches.
+    token_ttl_seconds: int = 900
+    principal_cache_seconds: float = 2.0  # DESIGN §4.8: revocation holds within seconds
+    channel_cache_seconds: float = 1.0
+
+    # Rights checks.
+    care_relationship_days: int = 90
+    engagement_validity_days: int = 15
+
+    # Request limits.
+    body_bytes_max: int = 1_000_000
+
+    serve_worker: bool = False  # set by `rempart serve` unless --no-worker
+
+    log_json: bool = False
+    log_level: str = "info"
+
+    db_pool_size: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _paths_absolute(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    # -- derived values --------------------------------------------------------------------
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the primary database (async driver added by ``db.engine``)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'rempart.db'}"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.base_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying-party id: the host of the base URL (never an IP address)."""
+        return urlsplit(self.public_base_url).hostname or "localhost"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database.startswith("sqlite")
+
+    def check_for_startup(self) -> None:
+        """Refuse to start production on defaults. Names the variable to set."""
+        if self.env != "prod":
+            return
+        if not (self.master_key or self.master_key_file):
+            raise ConfigError("REMPART_MASTER_KEY or REMPART_MASTER_KEY_FILE must be set in prod")
+        if not self.database_url:
+            raise ConfigError("REMPART_DATABASE_URL must be set in prod")
+        if not self.base_url or not self.base_url.startswith("https://"):
+            raise ConfigError("REMPART_BASE_URL must be an https:// URL in prod")
+        if self.metrics_token is None:
+            raise ConfigError("REMPART_METRICS_TOKEN must be set in prod")

@@ -1,0 +1,320 @@
+"""Tables (SQLAlchemy Core). Ids are application-generated random UUIDs (DESIGN §4.3).
+
+Personal data is stored encrypted (``*_enc``: AES-256-GCM, see ``security.keys``) and found
+through blind indexes (``*_bi``: keyed HMAC). No table here holds a NIR, an IBAN or a name in
+clear. Queries live next to the services that use them, never commit, and are Core, not ORM.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+from rempart.db.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created() -> Column[object]:
+    return Column("created_at", UtcDateTime(), nullable=False)
+
+
+# -- reference data --------------------------------------------------------------------------
+
+ocam = Table(
+    "ocam",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("amc_number", String(10), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("convention_type", String(10), nullable=False, server_default="TP"),
+    Column("routing_criterion", String(10)),
+    Column("invoice_deadline_days", Integer, nullable=False, server_default="730"),
+    _created(),
+)
+
+contract = Table(
+    "contract",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ocam_id", Uuid, ForeignKey("ocam.id"), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("responsible", Boolean, nullable=False, server_default="1"),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    _created(),
+    UniqueConstraint("ocam_id", "code", name="uq_contract_ocam_code"),
+)
+
+guarantee = Table(
+    "guarantee",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("contract_id", Uuid, ForeignKey("contract.id"), nullable=False, index=True),
+    Column("domain", String(8), nullable=False),
+    Column("formula", String(24), nullable=False),
+    Column("rate_pct", Integer),
+    Column("flat_amount_cents", Integer),
+    Column("ceiling_amount_cents", Integer),
+    Column("period", String(10), nullable=False, server_default="line"),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+)
+
+# -- beneficiaries ---------------------------------------------------------------------------
+
+beneficiary = Table(
+    "beneficiary",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ocam_id", Uuid, ForeignKey("ocam.id"), nullable=False),
+    # HMAC of amc|adherent|birth date|rank: what the card and the patient show, and nothing less.
+    Column("card_bi", LargeBinary(16), nullable=False, unique=True),
+    Column("adherent_bi", LargeBinary(16), nullable=False, index=True),
+    Column("nir_bi", LargeBinary(16), nullable=False, index=True),
+    Column("adherent_enc", LargeBinary, nullable=False),
+    Column("nir_enc", LargeBinary, nullable=False),
+    Column("birth_date_enc", LargeBinary, nullable=False),
+    Column("last_name_enc", LargeBinary, nullable=False),
+    Column("first_name_enc", LargeBinary, nullable=False),
+    Column("rank", SmallInteger, nullable=False),
+    Column("contract_id", Uuid, ForeignKey("contract.id"), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("closed_on", Date),  # set when the person disappeared from the insurer's file
+    Column("fingerprint", LargeBinary(16), nullable=False),  # keyed hash of the file row
+    Column("key_version", SmallInteger, nullable=False),
+    Column("is_canary", Boolean, nullable=False, server_default="0"),
+    _created(),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+beneficiary_import = Table(
+    "beneficiary_import",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ocam_id", Uuid, ForeignKey("ocam.id"), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("status", String(16), nullable=False),  # committed | rejected | dry_run
+    Column("rows_total", Integer, nullable=False, server_default="0"),
+    Column("rows_new", Integer, nullable=False, server_default="0"),
+    Column("rows_changed", Integer, nullable=False, server_default="0"),
+    Column("rows_unchanged", Integer, nullable=False, server_default="0"),
+    Column("rows_closed", Integer, nullable=False, server_default="0"),
+    Column("rows_rejected", Integer, nullable=False, server_default="0"),
+    Column("report_path", Text),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+)
+
+# Which cards an import run has seen; emptied when the run ends (committed or not).
+import_seen = Table(
+    "import_seen",
+    metadata,
+    Column("import_id", Uuid, nullable=False),
+    Column("card_bi", LargeBinary(16), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Index("ix_import_seen_run_card", "import_id", "card_bi"),
+)
+
+# -- professionals ---------------------------------------------------------------------------
+
+structure = Table(
+    "structure",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("profession", String(20), nullable=False),
+    Column("finess", String(9), unique=True),
+    Column("siret", String(14)),
+    Column("rpps", String(11)),
+    Column("quota_soft", Integer),  # overrides of the profession's default daily ceilings
+    Column("quota_hard", Integer),
+    Column("is_canary", Boolean, nullable=False, server_default="0"),
+    _created(),
+)
+
+bank_account = Table(
+    "bank_account",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False, index=True),
+    Column("iban_enc", LargeBinary, nullable=False),
+    Column("iban_bi", LargeBinary(16), nullable=False, index=True),
+    Column("iban_last4", String(4), nullable=False),
+    Column("bic", String(11), nullable=False),
+    Column("holder_enc", LargeBinary, nullable=False),
+    Column("status", String(10), nullable=False),  # active | pending | retired
+    Column("pays_from", UtcDateTime(), nullable=False),  # end of the cooling-off period
+    Column("key_version", SmallInteger, nullable=False),
+    Column("is_canary", Boolean, nullable=False, server_default="0"),
+    _created(),
+)
+
+# -- people who sign in ----------------------------------------------------------------------
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("display_name_enc", LargeBinary, nullable=False),
+    Column("email_enc", LargeBinary, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("structure_id", Uuid, ForeignKey("structure.id")),
+    Column("ocam_id", Uuid, ForeignKey("ocam.id")),
+    Column("key_version", SmallInteger, nullable=False),
+    _created(),
+    Column("disabled_at", UtcDateTime()),
+    CheckConstraint(
+        "(role IN ('titulaire', 'collaborateur')) = (structure_id IS NOT NULL)", name="ps_role"
+    ),
+    CheckConstraint("(role = 'insurer') = (ocam_id IS NOT NULL)", name="insurer_role"),
+)
+
+invitation = Table(
+    "invitation",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("account_id", Uuid, ForeignKey("account.id"), nullable=False, index=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime()),
+    _created(),
+)
+
+api_client = Table(
+    "api_client",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("client_id", String(64), nullable=False, unique=True),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("quota_soft", Integer),
+    Column("quota_hard", Integer),
+    _created(),
+    Column("revoked_at", UtcDateTime()),
+)
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("api_client_id", Uuid, ForeignKey("api_client.id"), nullable=False, index=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+)
+
+# -- what rights checks leave behind ---------------------------------------------------------
+
+care_relationship = Table(
+    "care_relationship",
+    metadata,
+    Column("structure_id", Uuid, ForeignKey("structure.id"), primary_key=True),
+    Column("beneficiary_id", Uuid, ForeignKey("beneficiary.id"), primary_key=True),
+    Column("opened_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+engagement = Table(
+    "engagement",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("number", String(40), nullable=False, unique=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False),
+    Column("beneficiary_id", Uuid, ForeignKey("beneficiary.id"), nullable=False, index=True),
+    Column("verification_id", Uuid, nullable=False),
+    Column("domain", String(8), nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("valid_until", Date, nullable=False),
+    Column("fingerprint", LargeBinary(16), nullable=False),  # of the request that obtained it
+    _created(),
+    Column("revoked_at", UtcDateTime()),
+)
+
+# -- the audit log (DESIGN §4.3) -------------------------------------------------------------
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("at", UtcDateTime(), nullable=False, index=True),
+    Column("actor_kind", String(10), nullable=False),  # account | client | system
+    Column("actor_id", Uuid),
+    Column("actor_label", String(100), nullable=False),
+    Column("structure_id", Uuid),
+    Column("ocam_id", Uuid),
+    Column("channel", String(20), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("subject_kind", String(20)),
+    Column("subject_id", Uuid),
+    Column("categories", String(200), nullable=False, server_default=""),
+    Column("result", String(20), nullable=False),
+    Column("detail", Text),
+    Column("leaf_index", Integer, unique=True),  # assigned by the checkpointer
+    Index("ix_audit_event_subject", "subject_id"),
+    Index("ix_audit_event_actor_at", "actor_id", "at"),
+)
+
+# -- channel switches ------------------------------------------------------------------------
+
+channel_state = Table(
+    "channel_state",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("open", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("expected_back_at", UtcDateTime()),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("changed_by", String(100), nullable=False),
+)
+
+channel_event = Table(
+    "channel_event",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(20), nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("expected_back_at", UtcDateTime()),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+)
+
+# -- installation-wide settings (e.g. the marker of a demo database) -------------------------
+
+setting = Table(
+    "setting",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

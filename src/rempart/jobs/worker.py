@@ -1,0 +1,49 @@
+"""The worker loop: batch jobs that keep state tables tidy and, with later issues, decide
+invoices and seal the audit log. Each job is idempotent and safe to run from several workers at
+once (work is state in tables; PostgreSQL picks rows with ``SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import delete
+
+from rempart.db.tables import api_token
+from rempart.services.runtime import Runtime
+
+log = structlog.get_logger("rempart.worker")
+
+Job = Callable[[Runtime], Awaitable[int]]
+
+
+async def purge_expired_tokens(rt: Runtime) -> int:
+    """Tokens expired for more than a day are of no use; their audit rows stay."""
+    cutoff = rt.now() - timedelta(days=1)
+    async with rt.db.transaction() as conn:
+        result = await conn.execute(delete(api_token).where(api_token.c.expires_at < cutoff))
+    return result.rowcount or 0
+
+
+JOBS: tuple[tuple[str, Job], ...] = (("purge_expired_tokens", purge_expired_tokens),)
+
+
+async def run_once(rt: Runtime) -> dict[str, int]:
+    done = {}
+    for name, job in JOBS:
+        done[name] = await job(rt)
+        if done[name]:
+            log.info("worker.job", job=name, rows=done[name])
+    return done
+
+
+async def run_forever(rt: Runtime, *, interval_seconds: float = 5.0) -> None:
+    while True:
+        try:
+            await run_once(rt)
+        except Exception:  # a failed round must not kill the loop; it is logged and retried
+            log.exception("worker.round_failed")
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,334 @@
+"""Use cases on the reference data: OCAMs, contracts and guarantee grids, PS structures with
+their bank details, API clients, accounts with their one-time enrolment invitations.
+
+Identifiers are validated by ``domain.identifiers``; IBANs and people's names are encrypted
+with the row id bound into the ciphertext; secrets are returned once and stored hashed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rempart.db.tables import (
+    account,
+    api_client,
+    bank_account,
+    contract,
+    guarantee,
+    invitation,
+    ocam,
+    structure,
+)
+from rempart.domain.care import Profession
+from rempart.domain.coverage import Contract
+from rempart.domain.errors import FieldError, Forbidden, InvalidFields, NotFound
+from rempart.domain.identifiers import (
+    IdentifierError,
+    parse_amc_number,
+    parse_bic,
+    parse_finess,
+    parse_iban,
+    parse_rpps,
+    parse_siret,
+)
+from rempart.domain.roles import OPERATOR_ROLES, PS_ROLES, Permission, Role
+from rempart.security import audit, tokens
+from rempart.security.principal import ActorKind, Principal
+from rempart.security.pseudonyms import iban_index
+from rempart.services.runtime import Runtime
+
+INVITATION_VALIDITY = timedelta(days=7)
+
+
+def _need(actor: Principal, permission: Permission) -> None:
+    if not actor.may(permission):
+        raise Forbidden()
+
+
+def _checked(field: str, parse: object, value: str, errors: list[FieldError]) -> str:
+    try:
+        out = parse(value)  # type: ignore[operator]
+    except IdentifierError as e:
+        errors.append(FieldError(field, e.reason))
+        return value
+    return out.value if hasattr(out, "value") else str(out)
+
+
+async def create_ocam(
+    rt: Runtime, *, amc_number: str, name: str, actor: Principal, ocam_id: UUID | None = None
+) -> UUID:
+    _need(actor, Permission.MANAGE_REGISTRY)
+    errors: list[FieldError] = []
+    number = _checked("amc_number", parse_amc_number, amc_number, errors)
+    if errors:
+        raise InvalidFields(errors)
+    new_id = ocam_id or uuid.uuid4()
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            ocam.insert().values(id=new_id, amc_number=number, name=name, created_at=rt.now())
+        )
+        await _audit_change(conn, rt, actor, "ocam.create", "ocam", new_id)
+    return new_id
+
+
+async def create_contract(
+    rt: Runtime, *, ocam_id: UUID, contract_: Contract, actor: Principal
+) -> UUID:
+    _need(actor, Permission.MANAGE_REGISTRY)
+    new_id = uuid.uuid4()
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            contract.insert().values(
+                id=new_id,
+                ocam_id=ocam_id,
+                code=contract_.code,
+                label=contract_.label,
+                responsible=contract_.responsible,
+                valid_from=contract_.valid_from,
+                valid_to=contract_.valid_to,
+                created_at=rt.now(),
+            )
+        )
+        if contract_.guarantees:
+            await conn.execute(
+                guarantee.insert(),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "contract_id": new_id,
+                        "domain": g.domain.value,
+                        "formula": g.formula.value,
+                        "rate_pct": g.rate_pct,
+                        "flat_amount_cents": g.flat_amount.cents if g.flat_amount else None,
+                        "ceiling_amount_cents": g.ceiling_amount.cents if g.ceiling_amount else None,
+                        "period": g.period.value,
+                        "valid_from": g.valid_from,
+                        "valid_to": g.valid_to,
+                    }
+                    for g in contract_.guarantees
+                ],
+            )
+        await _audit_change(conn, rt, actor, "contract.create", "contract", new_id)
+    return new_id
+
+
+@dataclass(frozen=True, slots=True)
+class BankDetails:
+    iban: str
+    bic: str
+    holder: str
+
+
+async def create_structure(
+    rt: Runtime,
+    *,
+    name: str,
+    profession: Profession,
+    finess: str | None = None,
+    siret: str | None = None,
+    rpps: str | None = None,
+    bank: BankDetails | None = None,
+    pays_from: datetime | None = None,
+    is_canary: bool = False,
+    actor: Principal,
+    structure_id: UUID | None = None,
+) -> UUID:
+    """A PS structure, with bank details whose cooling-off ends at ``pays_from`` (default: now
+    plus the cooling-off period; the demo seeds details already past it)."""
+    _need(actor, Permission.MANAGE_REGISTRY)
+    errors: list[FieldError] = []
+    finess = _checked("finess", parse_finess, finess, errors) if finess else None
+    siret = _checked("siret", parse_siret, siret, errors) if siret else None
+    rpps = _checked("rpps", parse_rpps, rpps, errors) if rpps else None
+    iban = bic = None
+    if bank is not None:
+        try:
+            iban = parse_iban(bank.iban)
+        except IdentifierError as e:
+            errors.append(FieldError("bank.iban", e.reason))
+        bic = _checked("bank.bic", parse_bic, bank.bic, errors)
+    if errors:
+        raise InvalidFields(errors)
+    new_id = structure_id or uuid.uuid4()
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            structure.insert().values(
+                id=new_id,
+                name=name,
+                profession=profession.value,
+                finess=finess,
+                siret=siret,
+                rpps=rpps,
+                is_canary=is_canary,
+                created_at=now,
+            )
+        )
+        if bank is not None and iban is not None and bic is not None:
+            bank_id = uuid.uuid4()
+            v = rt.keys.current_version
+            await conn.execute(
+                bank_account.insert().values(
+                    id=bank_id,
+                    structure_id=new_id,
+                    iban_enc=rt.keys.encrypt("bank_account", "iban", bank_id, iban.value),
+                    iban_bi=iban_index(rt.keys, iban.value),
+                    iban_last4=iban.last4,
+                    bic=bic,
+                    holder_enc=rt.keys.encrypt("bank_account", "holder", bank_id, bank.holder),
+                    status="active",
+                    pays_from=pays_from or now + timedelta(days=7),
+                    key_version=v,
+                    is_canary=is_canary,
+                    created_at=now,
+                )
+            )
+        await _audit_change(conn, rt, actor, "structure.create", "structure", new_id)
+    return new_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    id: UUID
+    client_id: str
+    client_secret: str  # shown once; only its keyed hash is stored
+
+
+async def create_api_client(
+    rt: Runtime,
+    *,
+    structure_id: UUID,
+    name: str,
+    actor: Principal,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    quota_soft: int | None = None,
+    quota_hard: int | None = None,
+) -> ClientCredentials:
+    _need(actor, Permission.MANAGE_REGISTRY)
+    creds = ClientCredentials(
+        uuid.uuid4(), client_id or tokens.new_client_id(), client_secret or tokens.new_secret()
+    )
+    async with rt.db.transaction() as conn:
+        if (await conn.execute(select(structure.c.id).where(structure.c.id == structure_id))).first() is None:
+            raise NotFound()
+        await conn.execute(
+            api_client.insert().values(
+                id=creds.id,
+                client_id=creds.client_id,
+                secret_hash=tokens.secret_hash(rt.keys, creds.client_secret),
+                structure_id=structure_id,
+                name=name,
+                quota_soft=quota_soft,
+                quota_hard=quota_hard,
+                created_at=rt.now(),
+            )
+        )
+        await _audit_change(conn, rt, actor, "api_client.create", "api_client", creds.id)
+    return creds
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    id: UUID
+    username: str
+    invitation_token: str  # the one-time enrolment link carries it; stored hashed
+
+
+async def create_account(
+    rt: Runtime,
+    *,
+    username: str,
+    display_name: str,
+    email: str,
+    role: Role,
+    structure_id: UUID | None = None,
+    ocam_id: UUID | None = None,
+    actor: Principal,
+) -> NewAccount:
+    _need(actor, Permission.MANAGE_ACCOUNTS)
+    errors: list[FieldError] = []
+    if role in PS_ROLES and structure_id is None:
+        errors.append(FieldError("structure_id", "obligatoire pour un compte de professionnel"))
+    if role is Role.INSURER and ocam_id is None:
+        errors.append(FieldError("ocam_id", "obligatoire pour un compte d'organisme"))
+    if role not in PS_ROLES | OPERATOR_ROLES:
+        errors.append(FieldError("role", "rôle inconnu"))
+    if errors:
+        raise InvalidFields(errors)
+    new_id, token, now = uuid.uuid4(), secrets.token_urlsafe(32), rt.now()
+    k = rt.keys
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            account.insert().values(
+                id=new_id,
+                username=username,
+                display_name_enc=k.encrypt("account", "display_name", new_id, display_name),
+                email_enc=k.encrypt("account", "email", new_id, email),
+                role=role.value,
+                structure_id=structure_id if role in PS_ROLES else None,
+                ocam_id=ocam_id if role is Role.INSURER else None,
+                key_version=k.current_version,
+                created_at=now,
+            )
+        )
+        await conn.execute(
+            invitation.insert().values(
+                id=uuid.uuid4(),
+                account_id=new_id,
+                token_hash=k.token_hash("invitation\x00" + token),
+                expires_at=now + INVITATION_VALIDITY,
+                created_at=now,
+            )
+        )
+        await _audit_change(conn, rt, actor, "account.create", "account", new_id)
+    return NewAccount(new_id, username, token)
+
+
+async def operator_principal(rt: Runtime, username: str) -> Principal:
+    """The ``--actor`` of a CLI command: an existing, enabled back-office account."""
+    async with rt.db.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(account.c.id, account.c.role, account.c.ocam_id, account.c.disabled_at).where(
+                    account.c.username == username
+                )
+            )
+        ).first()
+    if row is None or row.disabled_at is not None or Role(row.role) not in OPERATOR_ROLES:
+        raise InvalidFields(
+            [FieldError("actor", "compte du back-office inconnu ou désactivé")],
+            "L'acteur doit être un compte existant du back-office.",
+        )
+    return Principal(ActorKind.ACCOUNT, row.id, username, Role(row.role), ocam_id=row.ocam_id)
+
+
+async def ocam_by_number(conn: AsyncConnection, amc_number: str) -> object | None:
+    return (await conn.execute(select(ocam).where(ocam.c.amc_number == amc_number))).first()
+
+
+async def _audit_change(
+    conn: AsyncConnection, rt: Runtime, actor: Principal, purpose: str, kind: str, subject: UUID
+) -> None:
+    await audit.record(
+        conn,
+        at=rt.now(),
+        actor=actor,
+        channel="cli" if actor.kind is ActorKind.SYSTEM else "backoffice",
+        purpose=purpose,
+        result="ok",
+        subject_kind=kind,
+        subject_id=subject,
+    )
+
+
+def contract_codes(rows: Sequence[object]) -> set[str]:
+    return {r.code for r in rows}  # type: ignore[attr-defined]

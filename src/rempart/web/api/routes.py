@@ -1,0 +1,109 @@
+"""JSON API views: parse → call a service → render. Nothing else."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import ORJSONResponse
+
+from rempart.access import Card
+from rempart.domain.channels import Channel
+from rempart.domain.errors import NotAuthenticated
+from rempart.security.principal import Principal
+from rempart.services import auth
+from rempart.services.rights import RightsAnswer, RightsQuery, check_rights
+from rempart.web.api.schemas import (
+    CoverageOut,
+    RightsCheckIn,
+    RightsCheckOut,
+    TokenOut,
+    problem_responses,
+)
+from rempart.web.deps import api_principal, require_json, runtime
+
+router = APIRouter()
+
+
+@router.post(
+    "/oauth/token",
+    response_model=TokenOut,
+    tags=["Authentification"],
+    summary="Obtenir un jeton d'accès (client credentials)",
+    responses=problem_responses(400, 401, 422),
+)
+async def token(
+    request: Request,
+    grant_type: Annotated[str, Form()],
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> ORJSONResponse:
+    if grant_type != "client_credentials":
+        raise NotAuthenticated("Seul grant_type=client_credentials est accepté.")
+    basic = _basic(request.headers.get("authorization", ""))
+    if basic is not None:
+        client_id, client_secret = basic
+    if not client_id or not client_secret:
+        raise NotAuthenticated("client_id et client_secret sont obligatoires.")
+    issued = await auth.issue_token(runtime(request), client_id, client_secret)
+    return ORJSONResponse(
+        {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _basic(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except ValueError:
+        raise NotAuthenticated("En-tête Basic illisible.") from None
+    return client_id, secret
+
+
+def coverage_out(answer: RightsAnswer) -> CoverageOut | None:
+    g = answer.guarantee
+    if g is None:
+        return None
+    return CoverageOut(
+        formula=g.formula.value,
+        rate_pct=g.rate_pct,
+        flat_amount=str(g.flat_amount) if g.flat_amount else None,
+        ceiling_amount=str(g.ceiling_amount) if g.ceiling_amount else None,
+        label=g.label,
+    )
+
+
+@router.post(
+    "/api/v1/rights-checks",
+    response_model=RightsCheckOut,
+    tags=["Droits"],
+    summary="Vérifier les droits d'un patient présent",
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+)
+async def rights_check(
+    body: RightsCheckIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(api_principal)],
+) -> ORJSONResponse:
+    card = Card(body.amc_number, body.adherent_number.upper(), body.birth_date, body.rank, body.nir)
+    answer = await check_rights(
+        runtime(request),
+        RightsQuery(card, body.domain, body.care_date),
+        actor=principal,
+        channel=Channel.API_RIGHTS,
+    )
+    out = RightsCheckOut(
+        verification_id=answer.verification_id,
+        status=answer.status.value,  # type: ignore[arg-type]
+        domain=answer.domain,
+        care_date=answer.care_date,
+        coverage=coverage_out(answer),
+        engagement_number=answer.engagement_number,
+        valid_until=answer.valid_until,
+    )
+    return ORJSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})

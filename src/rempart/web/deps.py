@@ -1,0 +1,37 @@
+"""Request-scoped helpers for the views: the runtime, the authenticated principal."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from rempart.domain.errors import MalformedBody, NotAuthenticated, RempartError
+from rempart.security.principal import Principal
+from rempart.services import auth
+from rempart.services.runtime import Runtime
+
+
+class UnsupportedMediaType(RempartError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Type de contenu non pris en charge"
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.rt  # type: ignore[no-any-return]
+
+
+async def api_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Jeton d'accès manquant (en-tête Authorization: Bearer …).")
+    return await auth.authenticate(runtime(request), token.strip())
+
+
+def require_json(request: Request) -> None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType("Le corps doit être envoyé en application/json.")
+
+
+__all__ = ["MalformedBody", "api_principal", "require_json", "runtime"]

@@ -1,0 +1,72 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics, and the public status page."""
+
+from __future__ import annotations
+
+import hmac
+from ipaddress import ip_address
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, ORJSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from rempart.domain.errors import NotAuthenticated
+from rempart.services import channels
+from rempart.web.deps import runtime
+from rempart.web.pages import render
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["Exploitation"], summary="Le processus répond")
+async def healthz() -> ORJSONResponse:
+    return ORJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", tags=["Exploitation"], summary="La base de données répond")
+async def readyz(request: Request) -> ORJSONResponse:
+    rt = runtime(request)
+    try:
+        async with rt.db.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 — any database failure means "not ready"
+        return ORJSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+    return ORJSONResponse({"status": "ready", "database": "ok"})
+
+
+def _loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
+@router.get("/metrics", tags=["Exploitation"], summary="Métriques Prometheus")
+async def metrics(request: Request) -> Response:
+    token = runtime(request).settings.metrics_token
+    if not _loopback(request):
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token is None or not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise NotAuthenticated("Les métriques sont réservées à la supervision.")
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/status", response_class=HTMLResponse, tags=["Exploitation"], summary="État du service (page publique)")
+async def status_page(request: Request) -> HTMLResponse:
+    states = await channels.states(runtime(request))
+    all_open = all(s.open for s in states.values())
+    return render(request, "status.html", {"states": list(states.values()), "all_open": all_open})
+
+
+@router.get("/status.json", tags=["Exploitation"], summary="État des services (JSON)")
+async def status_json(request: Request) -> ORJSONResponse:
+    states = await channels.states(runtime(request))
+    return ORJSONResponse({
+        "channels": [
+            {"name": s.channel.value, "label": s.channel.label, "open": s.open, "reason": s.reason,
+             "changed_at": s.changed_at.isoformat() if s.changed_at else None,
+             "expected_back_at": s.expected_back_at.isoformat() if s.expected_back_at else None}
+            for s in states.values()
+        ]
+    })

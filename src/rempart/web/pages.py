@@ -1,0 +1,27 @@
+"""Server-rendered pages (Jinja2, French). Views hand a template name and a context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from rempart.domain.care import PROFESSION_DOMAINS, Profession
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["fr_datetime"] = lambda d: d.strftime("%d/%m/%Y à %H:%M") if d else ""
+
+router = APIRouter()
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home(request: Request) -> HTMLResponse:
+    professions = [(p.label, sorted(d.label for d in PROFESSION_DOMAINS[p])) for p in Profession]
+    return render(request, "home.html", {"professions": professions})
