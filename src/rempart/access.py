@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, select
@@ -54,17 +55,19 @@ class RightsRead:
 Decide = Callable[[Right | None, Contract | None], Decision]
 
 
-def _guarantee(row: object) -> Guarantee:
+def _guarantee(row: Any) -> Guarantee:
     r = row
     return Guarantee(
-        CareDomain(r.domain),  # type: ignore[attr-defined]
-        Formula(r.formula),  # type: ignore[attr-defined]
-        rate_pct=r.rate_pct,  # type: ignore[attr-defined]
-        flat_amount=Money(r.flat_amount_cents) if r.flat_amount_cents is not None else None,  # type: ignore[attr-defined]
-        ceiling_amount=Money(r.ceiling_amount_cents) if r.ceiling_amount_cents is not None else None,  # type: ignore[attr-defined]
-        period=Period(r.period),  # type: ignore[attr-defined]
-        valid_from=r.g_from,  # type: ignore[attr-defined]
-        valid_to=r.g_to,  # type: ignore[attr-defined]
+        CareDomain(r.domain),
+        Formula(r.formula),
+        rate_pct=r.rate_pct,
+        flat_amount=Money(r.flat_amount_cents) if r.flat_amount_cents is not None else None,
+        ceiling_amount=Money(r.ceiling_amount_cents)
+        if r.ceiling_amount_cents is not None
+        else None,
+        period=Period(r.period),
+        valid_from=r.g_from,
+        valid_to=r.g_to,
     )
 
 
@@ -114,7 +117,11 @@ async def read_rights(
     )
     rows = (await conn.execute(q)).all()
     found = rows[0] if rows else None
-    if found is not None and card.nir is not None and found.nir_bi != nir_index(keys, card.nir.value):
+    if (
+        found is not None
+        and card.nir is not None
+        and found.nir_bi != nir_index(keys, card.nir.value)
+    ):
         found = None  # a NIR that does not match gets the same answer as an unknown card
     right = contract_ = None
     if found is not None:
@@ -140,7 +147,10 @@ async def read_rights(
         subject_id=found.id if found is not None else None,
         ocam_id=found.ocam_id if found is not None else None,
         categories=("coverage",) if decision.status is not Status.UNKNOWN else (),
-        detail={"domain": domain.value, **({"canary": True} if found is not None and found.is_canary else {})},
+        detail={
+            "domain": domain.value,
+            **({"canary": True} if found is not None and found.is_canary else {}),
+        },
     )
     return RightsRead(
         decision,

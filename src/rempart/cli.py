@@ -17,7 +17,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from rempart.config import ConfigError, Settings
@@ -31,7 +38,9 @@ T = TypeVar("T")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
-app = typer.Typer(help="Rempart — plateforme de tiers payant.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Rempart — plateforme de tiers payant.", no_args_is_help=True, add_completion=False
+)
 db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
 import_app = typer.Typer(help="Imports de fichiers.", no_args_is_help=True)
 channel_app = typer.Typer(help="Ouvrir ou fermer un service (kill switch).", no_args_is_help=True)
@@ -41,7 +50,9 @@ app.add_typer(channel_app, name="channel")
 
 ActorOpt = Annotated[
     str | None,
-    typer.Option("--actor", envvar="REMPART_ACTOR", help="Compte du back-office pour qui la commande agit."),
+    typer.Option(
+        "--actor", envvar="REMPART_ACTOR", help="Compte du back-office pour qui la commande agit."
+    ),
 ]
 
 
@@ -52,7 +63,9 @@ def _settings() -> Settings:
     except ConfigError as e:
         err.print(f"[red]Configuration :[/red] {e}")
         raise typer.Exit(2) from None
-    configure_logging(s.model_copy(update={"log_level": os.environ.get("REMPART_LOG_LEVEL", "warning")}))
+    configure_logging(
+        s.model_copy(update={"log_level": os.environ.get("REMPART_LOG_LEVEL", "warning")})
+    )
     return s
 
 
@@ -85,6 +98,7 @@ async def _actor(rt: Runtime, username: str | None) -> Principal:
 
 # -- db ------------------------------------------------------------------------------------------
 
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Créer ou mettre à jour le schéma (migrations Alembic)."""
@@ -97,11 +111,16 @@ def db_upgrade() -> None:
 
 # -- import ----------------------------------------------------------------------------------
 
+
 @import_app.command("beneficiaries")
 def import_beneficiaries_cmd(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Fichier CSV.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Fichier CSV.")
+    ],
     amc: Annotated[str, typer.Option("--amc", help="Numéro AMC de l'organisme.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Tout vérifier sans rien écrire.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Tout vérifier sans rien écrire.")
+    ] = False,
     actor: ActorOpt = None,
 ) -> None:
     """Importer le fichier des bénéficiaires d'un organisme (tout ou rien, rapport de rejets)."""
@@ -109,26 +128,42 @@ def import_beneficiaries_cmd(
 
     size = file.stat().st_size
     with Progress(
-        TextColumn("[bold]Import[/bold]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err, transient=False,
+        TextColumn("[bold]Import[/bold]"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
     ) as progress:
         task = progress.add_task("import", total=size)
 
         async def body(rt: Runtime) -> Any:
             who = await _actor(rt, actor)
             return await import_beneficiaries(
-                rt, file, amc_number=amc, actor=who, dry_run=dry_run,
+                rt,
+                file,
+                amc_number=amc,
+                actor=who,
+                dry_run=dry_run,
                 progress=lambda n: progress.advance(task, n),
             )
 
         summary = _run(body)
     table = Table(title=f"Import {file.name} — organisme {amc}", show_header=False)
-    status = {"committed": "importé", "rejected": "REFUSÉ (rien n'a été écrit)", "dry_run": "simulation (rien n'a été écrit)"}
+    status = {
+        "committed": "importé",
+        "rejected": "REFUSÉ (rien n'a été écrit)",
+        "dry_run": "simulation (rien n'a été écrit)",
+    }
     table.add_row("Résultat", status[summary.status])
     for label, value in (
-        ("Lignes lues", summary.rows_total), ("Nouveaux bénéficiaires", summary.rows_new),
-        ("Modifiés", summary.rows_changed), ("Inchangés", summary.rows_unchanged),
-        ("Droits fermés (absents du fichier)", summary.rows_closed), ("Lignes rejetées", summary.rows_rejected),
+        ("Lignes lues", summary.rows_total),
+        ("Nouveaux bénéficiaires", summary.rows_new),
+        ("Modifiés", summary.rows_changed),
+        ("Inchangés", summary.rows_unchanged),
+        ("Droits fermés (absents du fichier)", summary.rows_closed),
+        ("Lignes rejetées", summary.rows_rejected),
     ):
         table.add_row(label, f"{value:,}".replace(",", " "))
     table.add_row("Rapport", str(summary.report_path))
@@ -141,19 +176,31 @@ def import_beneficiaries_cmd(
 
 # -- channels ----------------------------------------------------------------------------------
 
+
 def _channel(name: str) -> Channel:
     try:
         return Channel(name)
     except ValueError:
-        err.print(f"[red]Service inconnu :[/red] {name}. Services : {', '.join(c.value for c in Channel)}")
+        err.print(
+            f"[red]Service inconnu :[/red] {name}. Services : {', '.join(c.value for c in Channel)}"
+        )
         raise typer.Exit(2) from None
 
 
 @channel_app.command("off")
 def channel_off(
-    name: Annotated[str, typer.Argument(help="portal-signin, portal-rights, api-rights, intake, adjudication, payments")],
-    reason: Annotated[str, typer.Option("--reason", help="Message montré aux utilisateurs (en français).")],
-    until: Annotated[str | None, typer.Option("--until", help="Retour prévu (ISO 8601, UTC si sans fuseau).")] = None,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="portal-signin, portal-rights, api-rights, intake, adjudication, payments"
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Message montré aux utilisateurs (en français).")
+    ],
+    until: Annotated[
+        str | None, typer.Option("--until", help="Retour prévu (ISO 8601, UTC si sans fuseau).")
+    ] = None,
     actor: ActorOpt = None,
 ) -> None:
     """Fermer un service ; les autres continuent."""
@@ -169,8 +216,14 @@ def channel_off(
             back = back.replace(tzinfo=UTC)
 
     async def body(rt: Runtime) -> Any:
-        return await channels.switch(rt, channel, open_=False, reason=reason, expected_back_at=back,
-                                     actor=await _actor(rt, actor))
+        return await channels.switch(
+            rt,
+            channel,
+            open_=False,
+            reason=reason,
+            expected_back_at=back,
+            actor=await _actor(rt, actor),
+        )
 
     _run(body)
     console.print(f"Service [bold]{channel.value}[/bold] fermé : {reason}")
@@ -188,7 +241,9 @@ def channel_on(
     channel = _channel(name)
 
     async def body(rt: Runtime) -> Any:
-        return await channels.switch(rt, channel, open_=True, reason=reason, actor=await _actor(rt, actor))
+        return await channels.switch(
+            rt, channel, open_=True, reason=reason, actor=await _actor(rt, actor)
+        )
 
     _run(body)
     console.print(f"Service [bold]{channel.value}[/bold] rouvert.")
@@ -208,12 +263,17 @@ def channel_status() -> None:
 
 # -- serve, worker, demo -----------------------------------------------------------------------
 
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(help="Processus serveurs (1 sert le mieux sur 2 cœurs).")] = 1,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Ne pas lancer de worker dans le serveur.")] = False,
+    workers: Annotated[
+        int, typer.Option(help="Processus serveurs (1 sert le mieux sur 2 cœurs).")
+    ] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Ne pas lancer de worker dans le serveur.")
+    ] = False,
 ) -> None:
     """Servir l'API, le portail et la page d'état."""
     import uvicorn
@@ -225,13 +285,24 @@ def serve(
 
     upgrade(s.database)
     uvicorn.run(
-        "rempart.web.asgi:make_app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+        "rempart.web.asgi:make_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
     )
 
 
 @app.command()
-def worker(once: Annotated[bool, typer.Option("--once", help="Traiter ce qui attend, puis s'arrêter.")] = False) -> None:
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Traiter ce qui attend, puis s'arrêter.")
+    ] = False,
+) -> None:
     """Lancer le worker (tâches de fond)."""
     from rempart.jobs import worker as jobs
 
@@ -248,9 +319,16 @@ def demo(
     port: Annotated[int, typer.Option()] = 8000,
     beneficiaries: Annotated[int, typer.Option(help="Nombre de bénéficiaires à créer.")] = 5000,
     seed: Annotated[int, typer.Option(help="Graine : mêmes données pour la même graine.")] = 1,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Préparer les données sans servir.")] = False,
-    export_fixtures: Annotated[Path | None, typer.Option(help="Écrire cards.csv, clients.json, operators.json, contracts.csv ici.")] = None,
-    export_canaries: Annotated[Path | None, typer.Option(help="Écrire les cartes canari dans ce fichier.")] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Préparer les données sans servir.")
+    ] = False,
+    export_fixtures: Annotated[
+        Path | None,
+        typer.Option(help="Écrire cards.csv, clients.json, operators.json, contracts.csv ici."),
+    ] = None,
+    export_canaries: Annotated[
+        Path | None, typer.Option(help="Écrire les cartes canari dans ce fichier.")
+    ] = None,
 ) -> None:
     """Créer une base de démonstration, afficher les liens d'inscription, puis servir."""
     from rempart.services import demo as demo_service
@@ -262,8 +340,14 @@ def demo(
         raise typer.Exit(2)
     _reset_demo_database(s)
     base_url = s.public_base_url
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(label: str, n: int, _total: int) -> None:
@@ -271,11 +355,17 @@ def demo(
                 tasks[label] = progress.add_task(label, total=None)
             progress.advance(tasks[label], n)
 
-        result = _run(lambda rt: demo_service.seed(rt, beneficiaries=beneficiaries, seed=seed,
-                                                   base_url=base_url, progress=on_progress), s)
+        result = _run(
+            lambda rt: demo_service.seed(
+                rt, beneficiaries=beneficiaries, seed=seed, base_url=base_url, progress=on_progress
+            ),
+            s,
+        )
     count = f"{result.beneficiaries:_}".replace("_", "\u202f")
-    console.print(f"[bold]Démonstration prête[/bold] : {count} bénéficiaires, "
-                  f"{len(result.clients)} clients API, {len(result.operators)} comptes du back-office.")
+    console.print(
+        f"[bold]Démonstration prête[/bold] : {count} bénéficiaires, "
+        f"{len(result.clients)} clients API, {len(result.operators)} comptes du back-office."
+    )
     if export_fixtures:
         for p in demo_service.export_fixtures(result, export_fixtures):
             console.print(f"  fixture : {p}")
@@ -285,7 +375,10 @@ def demo(
     console.print("[bold]Liens d'inscription[/bold] (usage unique, valables 7 jours) :")
     for username, role, link in result.invitations:
         console.print(f"  {username:<30} {role:<14} {link}", soft_wrap=True, highlight=False)
-    console.print(f"Portail : [bold]{base_url}/[/bold]   État du service : {base_url}/status   API : {base_url}/docs")
+    console.print(
+        f"Portail : [bold]{base_url}/[/bold]   État du service : {base_url}/status   "
+        f"API : {base_url}/docs"
+    )
     if no_serve:
         return
     serve(host=host, port=port, workers=1, no_worker=False)
@@ -299,8 +392,11 @@ def _reset_demo_database(s: Settings) -> None:
     upgrade(s.database)
     state = _run(is_demo_database, s)
     if state is False:
-        err.print("[red]Cette base contient des données qui ne viennent pas de la démonstration : "
-                  "refus de l'écraser.[/red] Choisissez un autre REMPART_DATA_DIR ou REMPART_DATABASE_URL.")
+        err.print(
+            "[red]Cette base contient des données qui ne viennent pas de la démonstration : "
+            "refus de l'écraser.[/red] "
+            "Choisissez un autre REMPART_DATA_DIR ou REMPART_DATABASE_URL."
+        )
         raise typer.Exit(2)
     if state is True:
         _drop_all(s)

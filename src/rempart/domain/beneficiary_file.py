@@ -6,7 +6,7 @@ Required columns, in any order: ``adherent_number, rank, nir, birth_date, last_n
 first_name, contract_code, valid_from, valid_to``. Unknown columns are refused. Each row gives a
 ``Row`` or one ``Reject`` per faulty field:
 
-    >>> header = parse_header("adherent_number;rank;nir;birth_date;last_name;first_name;contract_code;valid_from;valid_to")
+    >>> header = parse_header(";".join(COLUMNS))
     >>> header.delimiter
     ';'
     >>> check_row(3, {"adherent_number": "A1", "rank": "0", "nir": "185037599900118",
@@ -160,5 +160,7 @@ def check_row(
         rejects.append(Reject(line, "valid_to", "antérieure au début de validité"))
     if rejects:
         return rejects
-    assert nir is not None and birth is not None and start is not None
+    assert nir is not None
+    assert birth is not None
+    assert start is not None
     return Row(line, adherent, rank, nir, birth, last, first, code, start, end)

@@ -4,8 +4,10 @@ The domain code, not free text, defines the cover (DOMAIN.md §3). A structure m
 only for the domains its profession bills: a pharmacy checks PHAR, an optician OPTI. The table
 is ``PROFESSION_DOMAINS`` and is documented in ``docs/professions.md``.
 
-    >>> may_check(Profession.PHARMACY, CareDomain.PHAR), may_check(Profession.PHARMACY, CareDomain.OPTI)
-    (True, False)
+    >>> may_check(Profession.PHARMACY, CareDomain.PHAR)
+    True
+    >>> may_check(Profession.PHARMACY, CareDomain.OPTI)
+    False
 """
 
 from __future__ import annotations

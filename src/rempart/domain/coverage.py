@@ -61,10 +61,16 @@ class Guarantee:
     valid_to: date = FOREVER
 
     def __post_init__(self) -> None:
-        needs_rate = self.formula in (Formula.PCT_BRSS, Formula.PCT_BRSS_EXCL_AMO, Formula.PCT_PRICE)
+        needs_rate = self.formula in (
+            Formula.PCT_BRSS,
+            Formula.PCT_BRSS_EXCL_AMO,
+            Formula.PCT_PRICE,
+        )
         if needs_rate and (self.rate_pct is None or not 0 <= self.rate_pct <= 1000):
             raise ValueError("taux de garantie manquant ou hors bornes (0 à 1000 %)")
-        if self.formula is Formula.FLAT and (self.flat_amount is None or self.flat_amount.cents < 0):
+        if self.formula is Formula.FLAT and (
+            self.flat_amount is None or self.flat_amount.cents < 0
+        ):
             raise ValueError("forfait manquant ou négatif")
         if self.valid_to < self.valid_from:
             raise ValueError("période de validité inversée")

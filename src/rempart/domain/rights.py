@@ -14,9 +14,10 @@ fields; today's date). Three answers, with the same shape (DESIGN §5):
 A care date more than ``past_days_max`` days before today, or after tomorrow, is a
 field error, not an answer (an engagement for a future dispensation would be a blank cheque).
 
-    >>> from datetime import date
+    >>> from rempart.domain.coverage import Formula
     >>> right = Right(date(2026, 1, 1), date(2026, 12, 31))
-    >>> c = Contract("C1", "Essentiel", [Guarantee(CareDomain.PHAR, Formula.PCT_BRSS, rate_pct=100)])
+    >>> phar = Guarantee(CareDomain.PHAR, Formula.PCT_BRSS, rate_pct=100)
+    >>> c = Contract("C1", "Essentiel", [phar])
     >>> d = decide(right, c, CareDomain.PHAR, date(2026, 12, 20), engagement_days=15)
     >>> d.status, d.valid_until
     (<Status.COVERED: 'covered'>, datetime.date(2026, 12, 31))

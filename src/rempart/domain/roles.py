@@ -4,8 +4,10 @@ Roles of PS structures (``titulaire``, ``collaborateur``), of the operator (``ag
 ``payments``, ``security``, ``admin``) and of insurers (``insurer``, limited to its OCAM by the
 access layer). API clients act with the ``api_client`` role of their structure.
 
-    >>> may(Role.COLLABORATEUR, Permission.CHECK_RIGHTS), may(Role.COLLABORATEUR, Permission.CHANGE_BANK_DETAILS)
-    (True, False)
+    >>> may(Role.COLLABORATEUR, Permission.CHECK_RIGHTS)
+    True
+    >>> may(Role.COLLABORATEUR, Permission.CHANGE_BANK_DETAILS)
+    False
 """
 
 from __future__ import annotations

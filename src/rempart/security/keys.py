@@ -75,8 +75,10 @@ class KeyRing:
         v = version or self.current_version
         nonce = os.urandom(_NONCE_BYTES)
         aad = f"{table}|{column}|{row_id}|{v}".encode()
-        return v.to_bytes(_VERSION_BYTES, "big") + nonce + self._aead(v).encrypt(
-            nonce, plaintext.encode(), aad
+        return (
+            v.to_bytes(_VERSION_BYTES, "big")
+            + nonce
+            + self._aead(v).encrypt(nonce, plaintext.encode(), aad)
         )
 
     def decrypt(self, table: str, column: str, row_id: object, blob: bytes) -> str:
@@ -116,7 +118,9 @@ def load_master_key(settings: Settings) -> bytes:
         _create_key_file(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise ConfigError(f"REMPART_MASTER_KEY_FILE: {path} must be readable by its owner only (0600)")
+        raise ConfigError(
+            f"REMPART_MASTER_KEY_FILE: {path} must be readable by its owner only (0600)"
+        )
     return _decode(path.read_text().strip(), "REMPART_MASTER_KEY_FILE")
 
 

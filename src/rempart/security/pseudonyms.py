@@ -12,8 +12,12 @@ from datetime import date
 from rempart.security.keys import KeyRing
 
 
-def card_index(keys: KeyRing, amc_number: str, adherent_number: str, birth: date, rank: int) -> bytes:
-    return keys.blind_index("card", f"{amc_number}|{adherent_number.upper()}|{birth.isoformat()}|{rank}")
+def card_index(
+    keys: KeyRing, amc_number: str, adherent_number: str, birth: date, rank: int
+) -> bytes:
+    return keys.blind_index(
+        "card", f"{amc_number}|{adherent_number.upper()}|{birth.isoformat()}|{rank}"
+    )
 
 
 def adherent_index(keys: KeyRing, amc_number: str, adherent_number: str) -> bytes:

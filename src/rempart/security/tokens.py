@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -49,14 +50,14 @@ class IssuedToken:
     principal: Principal
 
 
-def _client_principal(row: object) -> Principal:
+def _client_principal(row: Any) -> Principal:
     return Principal(
         ActorKind.CLIENT,
-        row.id,  # type: ignore[attr-defined]
-        row.client_id,  # type: ignore[attr-defined]
+        row.id,
+        row.client_id,
         Role.API_CLIENT,
-        structure_id=row.structure_id,  # type: ignore[attr-defined]
-        profession=Profession(row.profession),  # type: ignore[attr-defined]
+        structure_id=row.structure_id,
+        profession=Profession(row.profession),
     )
 
 
@@ -70,7 +71,7 @@ _CLIENT_COLUMNS = (
 )
 
 
-async def find_client(conn: AsyncConnection, client_id: str) -> object | None:
+async def find_client(conn: AsyncConnection, client_id: str) -> Any:
     q = (
         select(*_CLIENT_COLUMNS)
         .join(structure, structure.c.id == api_client.c.structure_id)
@@ -79,14 +80,14 @@ async def find_client(conn: AsyncConnection, client_id: str) -> object | None:
     return (await conn.execute(q)).first()
 
 
-def secret_matches(keys: KeyRing, client: object | None, secret: str) -> bool:
-    expected = client.secret_hash if client is not None else b"\0" * 32  # type: ignore[attr-defined]
+def secret_matches(keys: KeyRing, client: Any, secret: str) -> bool:
+    expected = client.secret_hash if client is not None else b"\0" * 32
     ok = hmac.compare_digest(expected, secret_hash(keys, secret))
-    return ok and client is not None and client.revoked_at is None  # type: ignore[attr-defined]
+    return ok and client is not None and client.revoked_at is None
 
 
 async def store_token(
-    conn: AsyncConnection, keys: KeyRing, client: object, *, now: datetime, ttl_seconds: int
+    conn: AsyncConnection, keys: KeyRing, client: Any, *, now: datetime, ttl_seconds: int
 ) -> IssuedToken:
     token = secrets.token_urlsafe(32)
     principal = _client_principal(client)

@@ -25,10 +25,10 @@ async def issue_token(rt: Runtime, client_id: str, client_secret: str) -> tokens
             )
         claimed = Principal(
             ActorKind.CLIENT,
-            client.id if client is not None else None,  # type: ignore[attr-defined]
+            client.id if client is not None else None,
             client_id[:64] or "(vide)",
             None,
-            structure_id=client.structure_id if client is not None else None,  # type: ignore[attr-defined]
+            structure_id=client.structure_id if client is not None else None,
         )
         await audit.record(
             conn, at=now, actor=claimed, channel="api", purpose="token", result="refused"

@@ -93,7 +93,9 @@ def _lines(f: IO[bytes], progress: Callable[[int], None] | None) -> Iterator[tup
         yield number, text.rstrip("\r\n"), ended
 
 
-def _records(f: IO[bytes], progress: Callable[[int], None] | None) -> Iterator[tuple[Header, int, dict[str, str] | Reject]]:
+def _records(
+    f: IO[bytes], progress: Callable[[int], None] | None
+) -> Iterator[tuple[Header, int, dict[str, str] | Reject]]:
     lines = _lines(f, progress)
     first = next(lines, None)
     if first is None or not first[1].strip():
@@ -111,9 +113,14 @@ def _records(f: IO[bytes], progress: Callable[[int], None] | None) -> Iterator[t
         if len(fields) != width:
             if not ended:
                 raise FileFormatError(
-                    "fichier tronqué : la dernière ligne est incomplète ; import annulé", line=number
+                    "fichier tronqué : la dernière ligne est incomplète ; import annulé",
+                    line=number,
                 )
-            yield header, number, Reject(number, "ligne", f"{len(fields)} champs au lieu de {width}")
+            yield (
+                header,
+                number,
+                Reject(number, "ligne", f"{len(fields)} champs au lieu de {width}"),
+            )
             continue
         yield header, number, dict(zip(header.columns, fields, strict=True))
 
@@ -145,8 +152,15 @@ def _encrypted(keys: KeyRing, row_id: UUID, r: Row) -> dict[str, Any]:
 
 
 class _Importer:
-    def __init__(self, rt: Runtime, conn: AsyncConnection, ocam_row: Any, import_id: UUID,
-                 contracts: dict[str, UUID], summary: ImportSummary) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        conn: AsyncConnection,
+        ocam_row: Any,
+        import_id: UUID,
+        contracts: dict[str, UUID],
+        summary: ImportSummary,
+    ) -> None:
         self.rt, self.conn, self.ocam, self.import_id = rt, conn, ocam_row, import_id
         self.contracts, self.summary = contracts, summary
         self.now = rt.now()
@@ -156,7 +170,10 @@ class _Importer:
         cards = [card_index(keys, amc, r.adherent_number, r.birth_date, r.rank) for r in batch]
         await self.conn.execute(
             import_seen.insert(),
-            [{"import_id": self.import_id, "card_bi": c, "line_no": r.line} for c, r in zip(cards, batch, strict=True)],
+            [
+                {"import_id": self.import_id, "card_bi": c, "line_no": r.line}
+                for c, r in zip(cards, batch, strict=True)
+            ],
         )
         if self.summary.rows_rejected:
             return  # nothing will be committed; keep validating for the report only
@@ -164,8 +181,12 @@ class _Importer:
             row.card_bi: row
             for row in (
                 await self.conn.execute(
-                    select(beneficiary.c.id, beneficiary.c.card_bi, beneficiary.c.fingerprint,
-                           beneficiary.c.closed_on).where(beneficiary.c.card_bi.in_(set(cards)))
+                    select(
+                        beneficiary.c.id,
+                        beneficiary.c.card_bi,
+                        beneficiary.c.fingerprint,
+                        beneficiary.c.closed_on,
+                    ).where(beneficiary.c.card_bi.in_(set(cards)))
                 )
             ).all()
         }
@@ -196,11 +217,16 @@ class _Importer:
             }
             if old is None:
                 self.summary.rows_new += 1
-                inserts.append({
-                    "id": row_id, "ocam_id": self.ocam.id, "card_bi": card,
-                    "adherent_bi": adherent_index(keys, amc, r.adherent_number),
-                    "created_at": self.now, **values,
-                })
+                inserts.append(
+                    {
+                        "id": row_id,
+                        "ocam_id": self.ocam.id,
+                        "card_bi": card,
+                        "adherent_bi": adherent_index(keys, amc, r.adherent_number),
+                        "created_at": self.now,
+                        **values,
+                    }
+                )
             else:
                 self.summary.rows_changed += 1
                 updates.append({"b_id": row_id, **values})
@@ -223,7 +249,10 @@ class _Importer:
         rows = (
             await self.conn.execute(
                 select(import_seen.c.card_bi, import_seen.c.line_no)
-                .where(import_seen.c.import_id == self.import_id, import_seen.c.card_bi.in_(select(dup.c.card_bi)))
+                .where(
+                    import_seen.c.import_id == self.import_id,
+                    import_seen.c.card_bi.in_(select(dup.c.card_bi)),
+                )
                 .order_by(import_seen.c.card_bi, import_seen.c.line_no)
             )
         ).all()
@@ -231,8 +260,14 @@ class _Importer:
         out = []
         for row in rows:
             if row.card_bi in first:
-                out.append(Reject(row.line_no, "adherent_number",
-                                  f"même bénéficiaire (adhérent, naissance, rang) qu'à la ligne {first[row.card_bi]}"))
+                out.append(
+                    Reject(
+                        row.line_no,
+                        "adherent_number",
+                        "même bénéficiaire (adhérent, naissance, rang) qu'à la ligne "
+                        f"{first[row.card_bi]}",
+                    )
+                )
             else:
                 first[row.card_bi] = row.line_no
         return sorted(out, key=lambda r: r.line)
@@ -240,7 +275,10 @@ class _Importer:
     async def close_disappeared(self) -> int:
         yesterday = self.rt.today() - timedelta(days=1)
         seen = exists().where(
-            and_(import_seen.c.import_id == self.import_id, import_seen.c.card_bi == beneficiary.c.card_bi)
+            and_(
+                import_seen.c.import_id == self.import_id,
+                import_seen.c.card_bi == beneficiary.c.card_bi,
+            )
         )
         result = await self.conn.execute(
             update(beneficiary)
@@ -277,15 +315,24 @@ async def import_beneficiaries(
         ocam_row = await ocam_by_number(conn, amc_number)
         if ocam_row is None or (actor.ocam_id is not None and actor.ocam_id != ocam_row.id):
             raise InvalidFields([FieldError("amc", "organisme inconnu")])
-        codes = {r.code: r.id for r in (await conn.execute(
-            select(contract.c.code, contract.c.id).where(contract.c.ocam_id == ocam_row.id))).all()}
+        codes = {
+            r.code: r.id
+            for r in (
+                await conn.execute(
+                    select(contract.c.code, contract.c.id).where(contract.c.ocam_id == ocam_row.id)
+                )
+            ).all()
+        }
 
     def on_bytes(n: int) -> None:
         if progress is not None:
             progress(n)
 
     try:
-        with path.open("rb") as f, summary.report_path.open("w", newline="", encoding="utf-8") as report:
+        with (
+            path.open("rb") as f,
+            summary.report_path.open("w", newline="", encoding="utf-8") as report,
+        ):
             out = csv.writer(report, delimiter=";")
             out.writerow(["line", "field", "reason"])
 
@@ -314,8 +361,16 @@ class _Tracking:
         return raw
 
 
-async def _run(rt: Runtime, f: Any, ocam_row: Any, import_id: UUID, codes: dict[str, UUID],
-               summary: ImportSummary, reject: Callable[[Reject], None], dry_run: bool) -> None:
+async def _run(
+    rt: Runtime,
+    f: Any,
+    ocam_row: Any,
+    import_id: UUID,
+    codes: dict[str, UUID],
+    summary: ImportSummary,
+    reject: Callable[[Reject], None],
+    dry_run: bool,
+) -> None:
     today = rt.today()
     try:
         async with rt.db.transaction() as conn:
@@ -344,7 +399,9 @@ async def _run(rt: Runtime, f: Any, ocam_row: Any, import_id: UUID, codes: dict[
             await conn.execute(delete(import_seen).where(import_seen.c.import_id == import_id))
             if summary.rows_rejected:
                 summary.status = "rejected"
-                summary.rows_new = summary.rows_changed = summary.rows_unchanged = summary.rows_closed = 0
+                summary.rows_new = summary.rows_changed = summary.rows_unchanged = (
+                    summary.rows_closed
+                ) = 0
                 raise _Rollback
             if dry_run:
                 raise _Rollback
@@ -356,20 +413,49 @@ async def _run(rt: Runtime, f: Any, ocam_row: Any, import_id: UUID, codes: dict[
         raise
 
 
-async def _record(rt: Runtime, s: ImportSummary, ocam_row: Any, path: Path, sha: str,
-                  actor: Principal, started: Any) -> None:
+async def _record(
+    rt: Runtime,
+    s: ImportSummary,
+    ocam_row: Any,
+    path: Path,
+    sha: str,
+    actor: Principal,
+    started: Any,
+) -> None:
     if ocam_row is None:
         return
     async with rt.db.transaction() as conn:
-        await conn.execute(beneficiary_import.insert().values(
-            id=s.import_id, ocam_id=ocam_row.id, filename=path.name[:255], sha256=sha,
-            actor=actor.label, status=s.status, rows_total=s.rows_total, rows_new=s.rows_new,
-            rows_changed=s.rows_changed, rows_unchanged=s.rows_unchanged, rows_closed=s.rows_closed,
-            rows_rejected=s.rows_rejected, report_path=str(s.report_path), started_at=started,
-            finished_at=rt.now()))
-        await audit.record(conn, at=rt.now(), actor=actor, channel="cli", purpose="beneficiary_import",
-                           result=s.status, subject_kind="import", subject_id=s.import_id,
-                           ocam_id=ocam_row.id, detail={"rows": s.rows_total, "rejected": s.rows_rejected})
+        await conn.execute(
+            beneficiary_import.insert().values(
+                id=s.import_id,
+                ocam_id=ocam_row.id,
+                filename=path.name[:255],
+                sha256=sha,
+                actor=actor.label,
+                status=s.status,
+                rows_total=s.rows_total,
+                rows_new=s.rows_new,
+                rows_changed=s.rows_changed,
+                rows_unchanged=s.rows_unchanged,
+                rows_closed=s.rows_closed,
+                rows_rejected=s.rows_rejected,
+                report_path=str(s.report_path),
+                started_at=started,
+                finished_at=rt.now(),
+            )
+        )
+        await audit.record(
+            conn,
+            at=rt.now(),
+            actor=actor,
+            channel="cli",
+            purpose="beneficiary_import",
+            result=s.status,
+            subject_kind="import",
+            subject_id=s.import_id,
+            ocam_id=ocam_row.id,
+            detail={"rows": s.rows_total, "rejected": s.rows_rejected},
+        )
 
 
 __all__ = ["COLUMNS", "ImportSummary", "import_beneficiaries"]

@@ -77,7 +77,9 @@ class DemoResult:
 async def is_demo_database(rt: Runtime) -> bool | None:
     """True: a demo database; False: a database with other data; None: empty."""
     async with rt.db.transaction() as conn:
-        marker = (await conn.execute(select(setting.c.value).where(setting.c.key == DEMO_MARKER))).first()
+        marker = (
+            await conn.execute(select(setting.c.value).where(setting.c.key == DEMO_MARKER))
+        ).first()
         has_data = (await conn.execute(select(ocam.c.id).limit(1))).first() is not None
     if marker is not None:
         return True
@@ -87,8 +89,19 @@ async def is_demo_database(rt: Runtime) -> bool | None:
 def _write_file(path: Path, rows: list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=";")
-        w.writerow(["adherent_number", "rank", "nir", "birth_date", "last_name", "first_name",
-                    "contract_code", "valid_from", "valid_to"])
+        w.writerow(
+            [
+                "adherent_number",
+                "rank",
+                "nir",
+                "birth_date",
+                "last_name",
+                "first_name",
+                "contract_code",
+                "valid_from",
+                "valid_to",
+            ]
+        )
         w.writerows(rows)
 
 
@@ -102,7 +115,9 @@ def _people(rng: random.Random, n: int, today: date, start_adherent: int) -> lis
         contract = rng.choice(dd.CONTRACTS)
         last = rng.choice(dd.LAST_NAMES)
         lapsed = rng.random() < 0.05
-        valid_to = date(2025, 6, 30) if lapsed else (date(2027, 12, 31) if rng.random() < 0.1 else None)
+        valid_to = (
+            date(2025, 6, 30) if lapsed else (date(2027, 12, 31) if rng.random() < 0.1 else None)
+        )
         size = min(rng.choice((1, 2, 3, 4)), n - len(people))
         births: list[date] = []
         for member in range(size):
@@ -110,12 +125,19 @@ def _people(rng: random.Random, n: int, today: date, start_adherent: int) -> lis
             birth = births[-1] if twin else dd.birth_date(rng, today, child=member >= 2)
             rank = 2 if twin else 1
             births.append(birth)
-            people.append({
-                "adherent": adherent, "rank": rank, "birth": birth,
-                "nir": dd.nir(rng, birth, rng.choice((1, 2))), "last": last,
-                "first": rng.choice(dd.FIRST_NAMES), "contract": contract,
-                "valid_from": dd.START, "valid_to": valid_to,
-            })
+            people.append(
+                {
+                    "adherent": adherent,
+                    "rank": rank,
+                    "birth": birth,
+                    "nir": dd.nir(rng, birth, rng.choice((1, 2))),
+                    "last": last,
+                    "first": rng.choice(dd.FIRST_NAMES),
+                    "contract": contract,
+                    "valid_from": dd.START,
+                    "valid_to": valid_to,
+                }
+            )
     return people
 
 
@@ -127,7 +149,7 @@ async def seed(
     base_url: str,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 — synthetic data, reproducible by design
     actor: Principal = system("demo")
     today = rt.today()
     out = DemoResult()
@@ -138,8 +160,13 @@ async def seed(
 
     ocam_ids: dict[str, uuid.UUID] = {}
     for amc, name in dd.OCAMS:
-        ocam_ids[amc] = await create_ocam(rt, amc_number=amc, name=name, actor=actor,
-                                          ocam_id=uuid.UUID(int=rng.getrandbits(128), version=4))
+        ocam_ids[amc] = await create_ocam(
+            rt,
+            amc_number=amc,
+            name=name,
+            actor=actor,
+            ocam_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+        )
         for c in dd.CONTRACTS:
             await create_contract(rt, ocam_id=ocam_ids[amc], contract_=c, actor=actor)
             out.contracts.append({"amc_number": amc, "contract_code": c.code})
@@ -151,13 +178,19 @@ async def seed(
         people = _people(rng, count, today, start_adherent=k * 10**8)
         # Canaries: synthetic families of their own, open rights, never in cards.csv.
         canaries = [
-            {**_people(rng, 1, today, start_adherent=k * 10**8 + 9 * 10**7 + j)[0], "valid_to": None}
+            {
+                **_people(rng, 1, today, start_adherent=k * 10**8 + 9 * 10**7 + j)[0],
+                "valid_to": None,
+            }
             for j in range(CANARIES_PER_OCAM)
         ]
         path = files / f"beneficiaires-{amc}.csv"
         _write_file(path, [_file_row(p) for p in people + canaries])
         summary = await import_beneficiaries(
-            rt, path, amc_number=amc, actor=actor,
+            rt,
+            path,
+            amc_number=amc,
+            actor=actor,
             progress=(lambda n, a=amc: progress(f"import {a}", n, 0)) if progress else None,  # type: ignore[misc]
         )
         if summary.status != "committed":
@@ -172,30 +205,58 @@ async def seed(
 
     await _seed_structures(rt, rng, actor, out, base_url)
     for username, role, name in OPERATORS:
-        acc = await create_account(rt, username=username, display_name=name,
-                                   email=f"{username}@operateur.example", role=role, actor=actor)
+        acc = await create_account(
+            rt,
+            username=username,
+            display_name=name,
+            email=f"{username}@operateur.example",
+            role=role,
+            actor=actor,
+        )
         out.operators.append({"username": username, "role": role.value})
-        out.invitations.append((username, role.value, f"{base_url}/inscription/{acc.invitation_token}"))
+        out.invitations.append(
+            (username, role.value, f"{base_url}/inscription/{acc.invitation_token}")
+        )
     for amc, name in dd.OCAMS:
         username = f"organisme.{amc}"
-        acc = await create_account(rt, username=username, display_name=f"Gestion {name}",
-                                   email=f"{username}@organisme.example", role=Role.INSURER,
-                                   ocam_id=ocam_ids[amc], actor=actor)
+        acc = await create_account(
+            rt,
+            username=username,
+            display_name=f"Gestion {name}",
+            email=f"{username}@organisme.example",
+            role=Role.INSURER,
+            ocam_id=ocam_ids[amc],
+            actor=actor,
+        )
         out.operators.append({"username": username, "role": Role.INSURER.value})
-        out.invitations.append((username, Role.INSURER.value, f"{base_url}/inscription/{acc.invitation_token}"))
+        out.invitations.append(
+            (username, Role.INSURER.value, f"{base_url}/inscription/{acc.invitation_token}")
+        )
     return out
 
 
 def _file_row(p: dict[str, Any]) -> list[str]:
-    return [p["adherent"], str(p["rank"]), p["nir"], p["birth"].isoformat(), p["last"],
-            p["first"], p["contract"].code, p["valid_from"].isoformat(),
-            p["valid_to"].isoformat() if p["valid_to"] else ""]
+    return [
+        p["adherent"],
+        str(p["rank"]),
+        p["nir"],
+        p["birth"].isoformat(),
+        p["last"],
+        p["first"],
+        p["contract"].code,
+        p["valid_from"].isoformat(),
+        p["valid_to"].isoformat() if p["valid_to"] else "",
+    ]
 
 
 def _card(amc: str, p: dict[str, Any]) -> dict[str, Any]:
-    return {"amc_number": amc, "adherent_number": p["adherent"], "rank": p["rank"],
-            "birth_date": p["birth"].isoformat(),
-            "domains": "|".join(sorted(d.value for d in p["contract"].domains))}
+    return {
+        "amc_number": amc,
+        "adherent_number": p["adherent"],
+        "rank": p["rank"],
+        "birth_date": p["birth"].isoformat(),
+        "domains": "|".join(sorted(d.value for d in p["contract"].domains)),
+    }
 
 
 async def _mark_canaries(rt: Runtime, amc: str, canaries: list[dict[str, Any]]) -> None:
@@ -203,48 +264,89 @@ async def _mark_canaries(rt: Runtime, amc: str, canaries: list[dict[str, Any]]) 
 
     bis = [card_index(rt.keys, amc, p["adherent"], p["birth"], p["rank"]) for p in canaries]
     async with rt.db.transaction() as conn:
-        await conn.execute(update(beneficiary).where(beneficiary.c.card_bi.in_(bis)).values(is_canary=True))
+        await conn.execute(
+            update(beneficiary).where(beneficiary.c.card_bi.in_(bis)).values(is_canary=True)
+        )
 
 
-async def _seed_structures(rt: Runtime, rng: random.Random, actor: Principal, out: DemoResult,
-                           base_url: str) -> None:
+async def _seed_structures(
+    rt: Runtime, rng: random.Random, actor: Principal, out: DemoResult, base_url: str
+) -> None:
     past_cooling_off = rt.now() - timedelta(days=30)
     for i, (profession, name, dept) in enumerate(STRUCTURES):
         sid = await create_structure(
-            rt, name=name, profession=profession, finess=dd.finess(rng, dept), siret=dd.siret(rng),
+            rt,
+            name=name,
+            profession=profession,
+            finess=dd.finess(rng, dept),
+            siret=dd.siret(rng),
             rpps=dd.rpps(rng) if profession in (Profession.PHYSICIAN, Profession.DENTIST) else None,
-            bank=BankDetails(dd.iban(rng), "ZZZZFRPP", name), pays_from=past_cooling_off,
-            actor=actor, structure_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            bank=BankDetails(dd.iban(rng), "ZZZZFRPP", name),
+            pays_from=past_cooling_off,
+            actor=actor,
+            structure_id=uuid.UUID(int=rng.getrandbits(128), version=4),
         )
         client = await create_api_client(
-            rt, structure_id=sid, name=f"Logiciel de {name}", actor=actor,
-            client_id=f"cli_{rng.getrandbits(96):024x}", client_secret=f"{rng.getrandbits(256):064x}",
+            rt,
+            structure_id=sid,
+            name=f"Logiciel de {name}",
+            actor=actor,
+            client_id=f"cli_{rng.getrandbits(96):024x}",
+            client_secret=f"{rng.getrandbits(256):064x}",
         )
-        out.clients.append({"client_id": client.client_id, "client_secret": client.client_secret,
-                            "structure_id": str(sid), "profession": profession.value})
+        out.clients.append(
+            {
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+                "structure_id": str(sid),
+                "profession": profession.value,
+            }
+        )
         if i == 0:  # the load-test client: ceilings raised so that containment does not trip
             bench = await create_api_client(
-                rt, structure_id=sid, name="Client de charge (bench)", actor=actor,
+                rt,
+                structure_id=sid,
+                name="Client de charge (bench)",
+                actor=actor,
                 client_id=f"cli_bench_{rng.getrandbits(64):016x}",
                 client_secret=f"{rng.getrandbits(256):064x}",
-                quota_soft=BENCH_QUOTA, quota_hard=BENCH_QUOTA,
+                quota_soft=BENCH_QUOTA,
+                quota_hard=BENCH_QUOTA,
             )
-            out.clients.append({"client_id": bench.client_id, "client_secret": bench.client_secret,
-                                "structure_id": str(sid), "profession": profession.value,
-                                "bench": True})
+            out.clients.append(
+                {
+                    "client_id": bench.client_id,
+                    "client_secret": bench.client_secret,
+                    "structure_id": str(sid),
+                    "profession": profession.value,
+                    "bench": True,
+                }
+            )
         slug = name.lower().split()[-1].replace("é", "e").replace("è", "e")
         for role, who in ((Role.TITULAIRE, "titulaire"), (Role.COLLABORATEUR, "collaborateur")):
             username = f"{who}.{slug}{i}"
             acc = await create_account(
-                rt, username=username, display_name=f"{rng.choice(dd.FIRST_NAMES)} {rng.choice(dd.LAST_NAMES)}",
-                email=f"{username}@ps.example", role=role, structure_id=sid, actor=actor,
+                rt,
+                username=username,
+                display_name=f"{rng.choice(dd.FIRST_NAMES)} {rng.choice(dd.LAST_NAMES)}",
+                email=f"{username}@ps.example",
+                role=role,
+                structure_id=sid,
+                actor=actor,
             )
-            out.invitations.append((username, role.value, f"{base_url}/inscription/{acc.invitation_token}"))
+            out.invitations.append(
+                (username, role.value, f"{base_url}/inscription/{acc.invitation_token}")
+            )
     await create_structure(  # a canary PS and IBAN: no legitimate flow reaches them
-        rt, name="Pharmacie des Ormes", profession=Profession.PHARMACY,
-        finess=dd.finess(rng, "75"), siret=dd.siret(rng),
+        rt,
+        name="Pharmacie des Ormes",
+        profession=Profession.PHARMACY,
+        finess=dd.finess(rng, "75"),
+        siret=dd.siret(rng),
         bank=BankDetails(dd.iban(rng), "ZZZZFRPP", "Pharmacie des Ormes"),
-        pays_from=past_cooling_off, is_canary=True, actor=actor,
+        pays_from=past_cooling_off,
+        is_canary=True,
+        actor=actor,
         structure_id=uuid.UUID(int=rng.getrandbits(128), version=4),
     )
 
@@ -273,6 +375,8 @@ def export_canaries(result: DemoResult, path: Path) -> None:
 
 def _write_cards(path: Path, cards: list[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["amc_number", "adherent_number", "rank", "birth_date", "domains"])
+        w = csv.DictWriter(
+            f, fieldnames=["amc_number", "adherent_number", "rank", "birth_date", "domains"]
+        )
         w.writeheader()
         w.writerows(cards)

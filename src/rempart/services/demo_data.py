@@ -16,16 +16,89 @@ from rempart.domain.care import CareDomain
 from rempart.domain.coverage import Contract, Formula, Guarantee, Period
 from rempart.domain.money import Money
 
-LAST_NAMES = (
-    "Martin Bernard Thomas Petit Robert Richard Durand Dubois Moreau Laurent Simon Michel "
-    "Lefebvre Leroy Roux David Bertrand Morel Fournier Girard Bonnet Dupont Lambert Fontaine "
-    "Rousseau Vincent Muller Lefèvre Faure André Mercier Blanc Guérin Boyer Garnier Chevalier "
-    "François Legrand Gauthier Garcia Perrin Robin Clément Morin Nicolas Henry Roussel Mathieu"
-).split()
-FIRST_NAMES = (
-    "Jeanne Marie Louise Camille Léa Manon Chloé Inès Jade Lucie Emma Zoé Anne Claire Hélène "
-    "Jean Pierre Louis Lucas Hugo Gabriel Arthur Jules Léo Paul Nathan Théo Marc Yves Éric Noé"
-).split()
+LAST_NAMES = [
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Durand",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefebvre",
+    "Leroy",
+    "Roux",
+    "David",
+    "Bertrand",
+    "Morel",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Fontaine",
+    "Rousseau",
+    "Vincent",
+    "Muller",
+    "Lefèvre",
+    "Faure",
+    "André",
+    "Mercier",
+    "Blanc",
+    "Guérin",
+    "Boyer",
+    "Garnier",
+    "Chevalier",
+    "François",
+    "Legrand",
+    "Gauthier",
+    "Garcia",
+    "Perrin",
+    "Robin",
+    "Clément",
+    "Morin",
+    "Nicolas",
+    "Henry",
+    "Roussel",
+    "Mathieu",
+]
+FIRST_NAMES = [
+    "Jeanne",
+    "Marie",
+    "Louise",
+    "Camille",
+    "Léa",
+    "Manon",
+    "Chloé",
+    "Inès",
+    "Jade",
+    "Lucie",
+    "Emma",
+    "Zoé",
+    "Anne",
+    "Claire",
+    "Hélène",
+    "Jean",
+    "Pierre",
+    "Louis",
+    "Lucas",
+    "Hugo",
+    "Gabriel",
+    "Arthur",
+    "Jules",
+    "Léo",
+    "Paul",
+    "Nathan",
+    "Théo",
+    "Marc",
+    "Yves",
+    "Éric",
+    "Noé",
+]
 DEPARTMENTS = ("75", "69", "13", "33", "59", "67", "2A", "2B", "44", "31", "06", "35")
 
 
@@ -77,27 +150,68 @@ def _pct(domain: CareDomain, rate: int) -> Guarantee:
 
 def _flat(domain: CareDomain, euros: int, period: Period = Period.RENEWAL) -> Guarantee:
     return Guarantee(
-        domain, Formula.FLAT, flat_amount=Money(euros * 100), period=period,
-        valid_from=START, valid_to=END,
+        domain,
+        Formula.FLAT,
+        flat_amount=Money(euros * 100),
+        period=period,
+        valid_from=START,
+        valid_to=END,
     )
 
 
 D = CareDomain
 CONTRACTS = (
-    Contract("ESS", "Essentiel", (
-        _pct(D.PHAR, 100), _pct(D.MED, 100), _pct(D.LABO, 100), _pct(D.HOSP, 100),
-        _pct(D.RADL, 100), _pct(D.AUXM, 100), _pct(D.DENT, 125), _flat(D.OPTI, 100),
-    ), START, END),
-    Contract("CONF", "Confort", (
-        _pct(D.PHAR, 100), _pct(D.MED, 150), _pct(D.LABO, 100), _pct(D.HOSP, 150),
-        _pct(D.RADL, 100), _pct(D.EXTE, 100), _pct(D.DENT, 200), _flat(D.OPTI, 250),
-        _flat(D.AUDI, 400),
-    ), START, END),
-    Contract("SER", "Sérénité", (
-        _pct(D.PHAR, 100), _pct(D.MED, 200), _pct(D.LABO, 100), _pct(D.HOSP, 200),
-        _pct(D.RADL, 150), _pct(D.EXTE, 150), _pct(D.AUXM, 150), _pct(D.DENT, 300),
-        _flat(D.OPTI, 400), _flat(D.AUDI, 800),
-    ), START, END),
+    Contract(
+        "ESS",
+        "Essentiel",
+        (
+            _pct(D.PHAR, 100),
+            _pct(D.MED, 100),
+            _pct(D.LABO, 100),
+            _pct(D.HOSP, 100),
+            _pct(D.RADL, 100),
+            _pct(D.AUXM, 100),
+            _pct(D.DENT, 125),
+            _flat(D.OPTI, 100),
+        ),
+        START,
+        END,
+    ),
+    Contract(
+        "CONF",
+        "Confort",
+        (
+            _pct(D.PHAR, 100),
+            _pct(D.MED, 150),
+            _pct(D.LABO, 100),
+            _pct(D.HOSP, 150),
+            _pct(D.RADL, 100),
+            _pct(D.EXTE, 100),
+            _pct(D.DENT, 200),
+            _flat(D.OPTI, 250),
+            _flat(D.AUDI, 400),
+        ),
+        START,
+        END,
+    ),
+    Contract(
+        "SER",
+        "Sérénité",
+        (
+            _pct(D.PHAR, 100),
+            _pct(D.MED, 200),
+            _pct(D.LABO, 100),
+            _pct(D.HOSP, 200),
+            _pct(D.RADL, 150),
+            _pct(D.EXTE, 150),
+            _pct(D.AUXM, 150),
+            _pct(D.DENT, 300),
+            _flat(D.OPTI, 400),
+            _flat(D.AUDI, 800),
+        ),
+        START,
+        END,
+    ),
 )
 
 OCAMS = (

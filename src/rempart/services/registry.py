@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
@@ -108,7 +109,9 @@ async def create_contract(
                         "formula": g.formula.value,
                         "rate_pct": g.rate_pct,
                         "flat_amount_cents": g.flat_amount.cents if g.flat_amount else None,
-                        "ceiling_amount_cents": g.ceiling_amount.cents if g.ceiling_amount else None,
+                        "ceiling_amount_cents": g.ceiling_amount.cents
+                        if g.ceiling_amount
+                        else None,
                         "period": g.period.value,
                         "valid_from": g.valid_from,
                         "valid_to": g.valid_to,
@@ -218,7 +221,9 @@ async def create_api_client(
         uuid.uuid4(), client_id or tokens.new_client_id(), client_secret or tokens.new_secret()
     )
     async with rt.db.transaction() as conn:
-        if (await conn.execute(select(structure.c.id).where(structure.c.id == structure_id))).first() is None:
+        if (
+            await conn.execute(select(structure.c.id).where(structure.c.id == structure_id))
+        ).first() is None:
             raise NotFound()
         await conn.execute(
             api_client.insert().values(
@@ -298,9 +303,9 @@ async def operator_principal(rt: Runtime, username: str) -> Principal:
     async with rt.db.transaction() as conn:
         row = (
             await conn.execute(
-                select(account.c.id, account.c.role, account.c.ocam_id, account.c.disabled_at).where(
-                    account.c.username == username
-                )
+                select(
+                    account.c.id, account.c.role, account.c.ocam_id, account.c.disabled_at
+                ).where(account.c.username == username)
             )
         ).first()
     if row is None or row.disabled_at is not None or Role(row.role) not in OPERATOR_ROLES:
@@ -311,7 +316,7 @@ async def operator_principal(rt: Runtime, username: str) -> Principal:
     return Principal(ActorKind.ACCOUNT, row.id, username, Role(row.role), ocam_id=row.ocam_id)
 
 
-async def ocam_by_number(conn: AsyncConnection, amc_number: str) -> object | None:
+async def ocam_by_number(conn: AsyncConnection, amc_number: str) -> Any:
     return (await conn.execute(select(ocam).where(ocam.c.amc_number == amc_number))).first()
 
 
@@ -330,5 +335,5 @@ async def _audit_change(
     )
 
 
-def contract_codes(rows: Sequence[object]) -> set[str]:
-    return {r.code for r in rows}  # type: ignore[attr-defined]
+def contract_codes(rows: Sequence[Any]) -> set[str]:
+    return {r.code for r in rows}

@@ -66,7 +66,10 @@ async def check_rights(
     problem = care_date_problem(query.care_date, today, past_days_max=CARE_DATE_PAST_DAYS_MAX)
     if problem:
         raise InvalidFields([FieldError("care_date", problem)])
-    if not actor.may(Permission.CHECK_RIGHTS) or query.domain not in PROFESSION_DOMAINS[actor.profession]:
+    if (
+        not actor.may(Permission.CHECK_RIGHTS)
+        or query.domain not in PROFESSION_DOMAINS[actor.profession]
+    ):
         async with rt.db.transaction() as conn:
             await record_refusal(
                 conn,
@@ -120,7 +123,11 @@ async def check_rights(
                     care_date=query.care_date,
                     valid_until=decision.valid_until,
                     fingerprint=fingerprint(
-                        rt.keys, actor.structure_id, read.beneficiary_id, query.domain, query.care_date
+                        rt.keys,
+                        actor.structure_id,
+                        read.beneficiary_id,
+                        query.domain,
+                        query.care_date,
                     ),
                     created_at=now,
                 )

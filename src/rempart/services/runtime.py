@@ -31,7 +31,9 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     principals: PrincipalCache = field(init=False)
     # (monotonic deadline, states): see services.channels
-    channel_states: tuple[float, dict[Channel, ChannelState]] | None = field(default=None, init=False)
+    channel_states: tuple[float, dict[Channel, ChannelState]] | None = field(
+        default=None, init=False
+    )
 
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(self.settings.principal_cache_seconds)

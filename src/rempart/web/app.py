@@ -22,8 +22,9 @@ from rempart.web.middleware import EdgeMiddleware, Metrics
 
 DESCRIPTION = """API de tiers payant Rempart.
 
-Authentification : OAuth 2.0 *client credentials* sur `/oauth/token`, puis `Authorization: Bearer …`.
-Toutes les erreurs sont au format `application/problem+json` (RFC 9457) et nomment chaque champ en cause.
+Authentification : OAuth 2.0 *client credentials* sur `/oauth/token`,
+puis `Authorization: Bearer …`. Toutes les erreurs sont au format
+`application/problem+json` (RFC 9457) et nomment chaque champ en cause.
 Les montants sont des chaînes décimales en euros (`"12.34"`), les dates au format `AAAA-MM-JJ`.
 """
 
@@ -69,5 +70,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def docs(request: Request) -> HTMLResponse:
         return pages.render(request, "docs.html", {})
 
-    app.add_middleware(EdgeMiddleware, metrics=app.state.metrics, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(
+        EdgeMiddleware, metrics=app.state.metrics, body_bytes_max=settings.body_bytes_max
+    )
     return app

@@ -37,7 +37,9 @@ class Metrics:
             "rempart_http_requests", "HTTP requests", ["route", "status"], registry=self.registry
         )
         self.latency = Histogram(
-            "rempart_http_request_seconds", "HTTP request duration", ["route"],
+            "rempart_http_request_seconds",
+            "HTTP request duration",
+            ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
@@ -100,7 +102,10 @@ class EdgeMiddleware:
             self.metrics.requests.labels(route, str(status_holder[0])).inc()
             self.metrics.latency.labels(route).observe(elapsed)
             log.info(
-                "http.request", method=scope["method"], route=route, status=status_holder[0],
+                "http.request",
+                method=scope["method"],
+                route=route,
+                status=status_holder[0],
                 ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
@@ -130,10 +135,15 @@ async def _too_large(send: Send, limit: int) -> None:
         "errors": [{"field": "body", "reason": f"{limit} octets au plus"}],
     }
     payload = orjson.dumps(body)
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [(b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode()), *_SECURITY_HEADERS],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+                *_SECURITY_HEADERS,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -29,7 +29,7 @@ async def readyz(request: Request) -> ORJSONResponse:
     try:
         async with rt.db.transaction() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 — any database failure means "not ready"
+    except Exception:
         return ORJSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return ORJSONResponse({"status": "ready", "database": "ok"})
 
@@ -47,12 +47,21 @@ async def metrics(request: Request) -> Response:
     token = runtime(request).settings.metrics_token
     if not _loopback(request):
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if token is None or not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        if token is None or not hmac.compare_digest(
+            given.encode(), token.get_secret_value().encode()
+        ):
             raise NotAuthenticated("Les métriques sont réservées à la supervision.")
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
-@router.get("/status", response_class=HTMLResponse, tags=["Exploitation"], summary="État du service (page publique)")
+@router.get(
+    "/status",
+    response_class=HTMLResponse,
+    tags=["Exploitation"],
+    summary="État du service (page publique)",
+)
 async def status_page(request: Request) -> HTMLResponse:
     states = await channels.states(runtime(request))
     all_open = all(s.open for s in states.values())
@@ -62,11 +71,20 @@ async def status_page(request: Request) -> HTMLResponse:
 @router.get("/status.json", tags=["Exploitation"], summary="État des services (JSON)")
 async def status_json(request: Request) -> ORJSONResponse:
     states = await channels.states(runtime(request))
-    return ORJSONResponse({
-        "channels": [
-            {"name": s.channel.value, "label": s.channel.label, "open": s.open, "reason": s.reason,
-             "changed_at": s.changed_at.isoformat() if s.changed_at else None,
-             "expected_back_at": s.expected_back_at.isoformat() if s.expected_back_at else None}
-            for s in states.values()
-        ]
-    })
+    return ORJSONResponse(
+        {
+            "channels": [
+                {
+                    "name": s.channel.value,
+                    "label": s.channel.label,
+                    "open": s.open,
+                    "reason": s.reason,
+                    "changed_at": s.changed_at.isoformat() if s.changed_at else None,
+                    "expected_back_at": s.expected_back_at.isoformat()
+                    if s.expected_back_at
+                    else None,
+                }
+                for s in states.values()
+            ]
+        }
+    )

@@ -17,7 +17,9 @@ TEMPLATES.env.filters["fr_datetime"] = lambda d: d.strftime("%d/%m/%Y à %H:%M")
 router = APIRouter()
 
 
-def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
 

@@ -89,8 +89,11 @@ def _reason(err: dict[str, Any]) -> str:
     if kind in ("string_too_long",):
         return f"{err['ctx']['max_length']} caractères au plus"
     if kind in ("string_too_short",):
-        return "ne peut pas être vide" if err["ctx"]["min_length"] == 1 else (
-            f"{err['ctx']['min_length']} caractères au moins")
+        return (
+            "ne peut pas être vide"
+            if err["ctx"]["min_length"] == 1
+            else (f"{err['ctx']['min_length']} caractères au moins")
+        )
     if kind == "string_pattern_mismatch":
         return "format invalide"
     if kind in ("greater_than_equal", "greater_than"):
@@ -125,15 +128,20 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="rempart"'
         log.info("request.refused", code=exc.code, status=exc.status, path=request.url.path)
-        return problem(exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors,
-                       headers=headers)
+        return problem(
+            exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = field_errors(exc)
         if any(e.reason == "JSON illisible" for e in errors):
-            return problem(400, "malformed_body", "Le corps de la requête n'est pas du JSON valide.",
-                           errors=[FieldError("body", "JSON illisible")])
+            return problem(
+                400,
+                "malformed_body",
+                "Le corps de la requête n'est pas du JSON valide.",
+                errors=[FieldError("body", "JSON illisible")],
+            )
         fields = ", ".join(dict.fromkeys(e.field for e in errors))
         log.info("request.invalid", path=request.url.path, fields=fields)
         return problem(422, "invalid_fields", f"Champs invalides : {fields}", errors=errors)
@@ -141,12 +149,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else (
-            "Cette ressource n'existe pas." if exc.status_code == 404 else str(exc.detail))
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code != 404
+            else ("Cette ressource n'existe pas." if exc.status_code == 404 else str(exc.detail))
+        )
         return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("request.crashed", path=request.url.path, error=type(exc).__name__)
-        return problem(500, "internal_error",
-                       "Une erreur interne est survenue. Elle a été enregistrée ; merci de réessayer.")
+        return problem(
+            500,
+            "internal_error",
+            "Une erreur interne est survenue. Elle a été enregistrée ; merci de réessayer.",
+        )

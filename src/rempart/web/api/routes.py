@@ -48,7 +48,11 @@ async def token(
         raise NotAuthenticated("client_id et client_secret sont obligatoires.")
     issued = await auth.issue_token(runtime(request), client_id, client_secret)
     return ORJSONResponse(
-        {"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        },
         headers={"Cache-Control": "no-store"},
     )
 
@@ -99,7 +103,7 @@ async def rights_check(
     )
     out = RightsCheckOut(
         verification_id=answer.verification_id,
-        status=answer.status.value,  # type: ignore[arg-type]
+        status=answer.status.value,
         domain=answer.domain,
         care_date=answer.care_date,
         coverage=coverage_out(answer),

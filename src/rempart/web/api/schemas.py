@@ -39,7 +39,9 @@ def _nir(value: Any) -> Nir | None:
         raise ValueError(e.reason) from None
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date), Field(json_schema_extra={"type": "string", "format": "date"})]
+IsoDate = Annotated[
+    date, BeforeValidator(_iso_date), Field(json_schema_extra={"type": "string", "format": "date"})
+]
 Euros = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["12.34"])]
 
 
@@ -48,15 +50,17 @@ class Strict(BaseModel):
 
 
 class RightsCheckIn(Strict):
-    amc_number: StrictStr = Field(pattern=r"^\d{9}$", description="Numéro AMC (9 chiffres) de l'attestation.")
+    amc_number: StrictStr = Field(
+        pattern=r"^\d{9}$", description="Numéro AMC (9 chiffres) de l'attestation."
+    )
     adherent_number: StrictStr = Field(
         min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$", description="Numéro d'adhérent."
     )
     birth_date: IsoDate
     rank: StrictInt = Field(default=1, ge=1, le=9, description="Rang de naissance (jumeaux).")
-    nir: Annotated[Nir | None, BeforeValidator(_nir), Field(json_schema_extra={"type": "string"})] = Field(
-        default=None, description="NIR lu sur la carte Vitale ; doit alors correspondre."
-    )
+    nir: Annotated[
+        Nir | None, BeforeValidator(_nir), Field(json_schema_extra={"type": "string"})
+    ] = Field(default=None, description="NIR lu sur la carte Vitale ; doit alors correspondre.")
     domain: CareDomain
     care_date: IsoDate
 

@@ -1,0 +1,146 @@
+"""Beneficiary import on PostgreSQL: all or nothing, reject report, re-import no-op, closing."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from rempart.db.tables import beneficiary, beneficiary_import
+from rempart.domain.beneficiary_file import FileFormatError
+from rempart.services.beneficiaries import import_beneficiaries
+from rempart.services.runtime import Runtime
+from tests import factories as f
+
+
+async def _count(rt: Runtime, *where: object) -> int:
+    async with rt.db.transaction() as conn:
+        return (await conn.execute(select(func.count()).select_from(beneficiary).where(*where))).scalar_one()  # type: ignore[arg-type]
+
+
+async def _snapshot(rt: Runtime) -> list[tuple[object, ...]]:
+    async with rt.db.transaction() as conn:
+        rows = await conn.execute(select(beneficiary).order_by(beneficiary.c.id))
+        return [tuple(r) for r in rows]
+
+
+async def _import(rt: Runtime, path: Path, amc: str, **kw: object):  # type: ignore[no-untyped-def]
+    return await import_beneficiaries(rt, path, amc_number=amc, actor=f.ACTOR, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def insurer(rt: Runtime) -> f.Insurer:
+    return await f.insurer(rt)
+
+
+async def test_import_then_reimport_is_a_no_op(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
+    persons = f.people(2500)  # more than one batch
+    path = f.write_file(tmp_path / "b.csv", persons)
+    s = await _import(rt, path, insurer.amc_number)
+    assert (s.status, s.rows_total, s.rows_new, s.rows_rejected) == ("committed", 2500, 2500, 0)
+    assert await _count(rt) == 2500
+    before = await _snapshot(rt)
+
+    again = await _import(rt, path, insurer.amc_number)
+    assert (again.rows_new, again.rows_changed, again.rows_unchanged, again.rows_closed) == (0, 0, 2500, 0)
+    assert await _snapshot(rt) == before  # not one byte changed, timestamps included
+
+
+async def test_comma_separated_file_is_read_too(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
+    path = f.write_file(tmp_path / "b.csv", f.people(3), delimiter=",")
+    assert (await _import(rt, path, insurer.amc_number)).rows_new == 3
+
+
+async def test_newer_file_applies_changes_and_closes_rights_that_disappeared(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    persons = f.people(10)
+    await _import(rt, f.write_file(tmp_path / "v1.csv", persons), insurer.amc_number)
+    persons[0].last_name = f.sensitive("last_name", "Nouveau-Nom-00001")
+    persons[1].valid_to = date(2027, 6, 30)
+    gone = persons.pop()
+    newcomer = f.people(1, seed=99, prefix="N")[0]
+    s = await _import(rt, f.write_file(tmp_path / "v2.csv", [*persons, newcomer]), insurer.amc_number)
+    assert (s.rows_new, s.rows_changed, s.rows_unchanged, s.rows_closed) == (1, 2, 7, 1)
+    assert await _count(rt, beneficiary.c.closed_on == date(2026, 12, 1)) == 1
+
+    # The person who disappeared comes back in a later file: rights reopen.
+    s = await _import(rt, f.write_file(tmp_path / "v3.csv", [*persons, newcomer, gone]), insurer.amc_number)
+    assert (s.rows_changed, s.rows_closed) == (1, 0)
+    assert await _count(rt, beneficiary.c.closed_on.is_not(None)) == 0
+
+
+async def test_any_reject_writes_nothing_and_reports_every_problem(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    persons = f.people(3000)
+    persons[10].nir = "185037599900119"
+    persons[2999].contract_code = "GOLD"
+    persons[1500].birth_date = persons[1499].birth_date
+    persons[1500].adherent_number = persons[1499].adherent_number  # same card as line 1501
+    path = f.write_file(tmp_path / "bad.csv", persons)
+    s = await _import(rt, path, insurer.amc_number)
+    assert s.status == "rejected"
+    assert s.rows_rejected == 3
+    assert await _count(rt) == 0
+    report = s.report_path.read_text().splitlines()  # type: ignore[union-attr]
+    assert report[0] == "line;field;reason"
+    assert report[1].startswith("12;nir;clé de contrôle invalide")
+    assert any(r.startswith("1502;adherent_number;même bénéficiaire") and r.endswith("ligne 1501")
+               for r in report)
+    assert "3001;contract_code;contrat inconnu pour cet organisme" in report
+    assert len(report) == 4
+    async with rt.db.transaction() as conn:
+        recorded = (await conn.execute(select(beneficiary_import.c.status, beneficiary_import.c.rows_rejected))).all()
+    assert [tuple(r) for r in recorded] == [("rejected", 3)]
+
+
+async def test_dry_run_writes_nothing(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
+    s = await _import(rt, f.write_file(tmp_path / "b.csv", f.people(5)), insurer.amc_number, dry_run=True)
+    assert (s.status, s.rows_new) == ("dry_run", 5)
+    assert await _count(rt) == 0
+
+
+def _header_line() -> bytes:
+    return (";".join(f.HEADER) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "fichier vide"),
+        ("adherent_number;rank\n".encode(), "colonnes manquantes"),
+        (b"\xff\xfe" + _header_line(), "encodage invalide"),
+        (_header_line() + b"A1;1;185037599900118;1985-03-01;Caf\xe9;Anne;ESS;2026-01-01;\n", "ligne 2 : encodage"),
+        (_header_line() + b"A1;1;185037599900118;1985-03-01;Durand;Anne;ESS;2026-01-01;\nA2;1;1850", "fichier tronqué"),
+        (_header_line() + b"A1;1;185037599900118;" + b"x" * 10_000_000 + b";\n", "ligne trop longue"),
+    ],
+)
+async def test_malformed_files_leave_the_database_as_it_was(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path, content: bytes, message: str
+) -> None:
+    await _import(rt, f.write_file(tmp_path / "ok.csv", f.people(4)), insurer.amc_number)
+    before = await _snapshot(rt)
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileFormatError, match=message):
+        await _import(rt, path, insurer.amc_number)
+    assert await _snapshot(rt) == before
+
+
+async def test_a_last_line_without_newline_is_fine_when_complete(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    path = f.write_file(tmp_path / "b.csv", f.people(2))
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
+    assert (await _import(rt, path, insurer.amc_number)).rows_new == 2
+
+
+async def test_unknown_ocam_is_a_field_error(rt: Runtime, tmp_path: Path) -> None:
+    from rempart.domain.errors import InvalidFields
+
+    with pytest.raises(InvalidFields) as e:
+        await _import(rt, f.write_file(tmp_path / "b.csv", f.people(1)), "999999999")
+    assert e.value.errors[0].field == "amc"
