@@ -67,6 +67,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # -- settings and clocks ---------------------------------------------------------------------
 
+
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "test",
@@ -92,6 +93,7 @@ def keys() -> KeyRing:
 
 # -- PostgreSQL ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     with Cluster() as cluster:
@@ -113,7 +115,9 @@ async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def rt(pg_engine: AsyncEngine, tmp_path: Path, clock: Clock, keys: KeyRing) -> AsyncIterator[Runtime]:
+async def rt(
+    pg_engine: AsyncEngine, tmp_path: Path, clock: Clock, keys: KeyRing
+) -> AsyncIterator[Runtime]:
     async with pg_engine.connect() as conn:
         outer = await conn.begin()
         settings = make_settings(tmp_path, database_url="postgresql://unused/rollback")
@@ -125,6 +129,7 @@ async def rt(pg_engine: AsyncEngine, tmp_path: Path, clock: Clock, keys: KeyRing
 
 
 # -- SQLite ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 async def sqlite_rt(tmp_path: Path, clock: Clock, keys: KeyRing) -> AsyncIterator[Runtime]:

@@ -29,8 +29,17 @@ from rempart.services.runtime import Runtime
 
 _SENSITIVE: dict[str, str] = {}  # value -> kind
 ACTOR = system("tests")
-HEADER = ["adherent_number", "rank", "nir", "birth_date", "last_name", "first_name",
-          "contract_code", "valid_from", "valid_to"]
+HEADER = [
+    "adherent_number",
+    "rank",
+    "nir",
+    "birth_date",
+    "last_name",
+    "first_name",
+    "contract_code",
+    "valid_from",
+    "valid_to",
+]
 
 
 def sensitive(kind: str, value: str) -> str:
@@ -60,35 +69,52 @@ class Person:
     valid_to: date | None = None
 
     def row(self) -> list[str]:
-        return [self.adherent_number, str(self.rank), self.nir, self.birth_date.isoformat(),
-                self.last_name, self.first_name, self.contract_code, self.valid_from.isoformat(),
-                self.valid_to.isoformat() if self.valid_to else ""]
+        return [
+            self.adherent_number,
+            str(self.rank),
+            self.nir,
+            self.birth_date.isoformat(),
+            self.last_name,
+            self.first_name,
+            self.contract_code,
+            self.valid_from.isoformat(),
+            self.valid_to.isoformat() if self.valid_to else "",
+        ]
 
     def card(self, amc_number: str) -> dict[str, object]:
-        return {"amc_number": amc_number, "adherent_number": self.adherent_number,
-                "birth_date": self.birth_date.isoformat(), "rank": self.rank}
+        return {
+            "amc_number": amc_number,
+            "adherent_number": self.adherent_number,
+            "birth_date": self.birth_date.isoformat(),
+            "rank": self.rank,
+        }
 
 
-def people(n: int, *, seed: int = 7, today: date = date(2026, 12, 2), prefix: str = "") -> list[Person]:
+def people(
+    n: int, *, seed: int = 7, today: date = date(2026, 12, 2), prefix: str = ""
+) -> list[Person]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         birth = dd.birth_date(rng, today, child=False)
         last = f"{rng.choice(dd.LAST_NAMES)}{prefix}{i:05d}"  # unique, so that a leak is findable
-        out.append(Person(
-            adherent_number=f"{prefix}{rng.randint(10**8, 10**9 - 1)}{i:04d}"[-20:],
-            rank=1,
-            nir=sensitive("nir", dd.nir(rng, birth, rng.choice((1, 2)))),
-            birth_date=birth,
-            last_name=sensitive("last_name", last),
-            first_name=sensitive("first_name", f"{rng.choice(dd.FIRST_NAMES)}{i:05d}"),
-            contract_code=rng.choice(("ESS", "CONF", "SER")),
-        ))
+        out.append(
+            Person(
+                adherent_number=f"{prefix}{rng.randint(10**8, 10**9 - 1)}{i:04d}"[-20:],
+                rank=1,
+                nir=sensitive("nir", dd.nir(rng, birth, rng.choice((1, 2)))),
+                birth_date=birth,
+                last_name=sensitive("last_name", last),
+                first_name=sensitive("first_name", f"{rng.choice(dd.FIRST_NAMES)}{i:05d}"),
+                contract_code=rng.choice(("ESS", "CONF", "SER")),
+            )
+        )
     return out
 
 
-def write_file(path: Path, persons: list[Person], *, delimiter: str = ";",
-               header: list[str] | None = None) -> Path:
+def write_file(
+    path: Path, persons: list[Person], *, delimiter: str = ";", header: list[str] | None = None
+) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=delimiter)
         w.writerow(header or HEADER)
@@ -102,7 +128,9 @@ class Insurer:
     amc_number: str
 
 
-async def insurer(rt: Runtime, amc_number: str = "900000101", name: str = "Mutuelle Test") -> Insurer:
+async def insurer(
+    rt: Runtime, amc_number: str = "900000101", name: str = "Mutuelle Test"
+) -> Insurer:
     oid = await create_ocam(rt, amc_number=amc_number, name=name, actor=ACTOR)
     for c in dd.CONTRACTS:
         await create_contract(rt, ocam_id=oid, contract_=c, actor=ACTOR)
@@ -117,12 +145,21 @@ class Professional:
     iban: str = field(default="")
 
 
-async def professional(rt: Runtime, profession: Profession = Profession.PHARMACY, *,
-                       seed: int = 3, name: str = "Pharmacie Test") -> Professional:
+async def professional(
+    rt: Runtime,
+    profession: Profession = Profession.PHARMACY,
+    *,
+    seed: int = 3,
+    name: str = "Pharmacie Test",
+) -> Professional:
     rng = random.Random(seed)
     iban = sensitive("iban", dd.iban(rng))
     sid = await create_structure(
-        rt, name=name, profession=profession, finess=dd.finess(rng), siret=dd.siret(rng),
+        rt,
+        name=name,
+        profession=profession,
+        finess=dd.finess(rng),
+        siret=dd.siret(rng),
         bank=BankDetails(iban, "ZZZZFRPP", sensitive("holder", f"Titulaire {name} {seed}")),
         actor=ACTOR,
     )

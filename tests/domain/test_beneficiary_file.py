@@ -2,13 +2,26 @@ from datetime import date
 
 import pytest
 
-from rempart.domain.beneficiary_file import COLUMNS, FileFormatError, Reject, Row, check_row, parse_header
+from rempart.domain.beneficiary_file import (
+    COLUMNS,
+    FileFormatError,
+    Reject,
+    Row,
+    check_row,
+    parse_header,
+)
 
 TODAY = date(2026, 12, 2)
 GOOD = {
-    "adherent_number": "a12345", "rank": "1", "nir": "1 85 03 75 999 001 18",
-    "birth_date": "1985-03-01", "last_name": "Durand", "first_name": "Anne",
-    "contract_code": "ESS", "valid_from": "2026-01-01", "valid_to": "",
+    "adherent_number": "a12345",
+    "rank": "1",
+    "nir": "1 85 03 75 999 001 18",
+    "birth_date": "1985-03-01",
+    "last_name": "Durand",
+    "first_name": "Anne",
+    "contract_code": "ESS",
+    "valid_from": "2026-01-01",
+    "valid_to": "",
 }
 
 

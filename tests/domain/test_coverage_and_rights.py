@@ -8,12 +8,29 @@ from rempart.domain.money import Money
 from rempart.domain.rights import Right, Status, care_date_problem, decide
 
 PHAR = Guarantee(CareDomain.PHAR, Formula.PCT_BRSS, rate_pct=100)
-OPTI_2025 = Guarantee(CareDomain.OPTI, Formula.FLAT, flat_amount=Money(10000),
-                      period=Period.RENEWAL, valid_from=date(2025, 1, 1), valid_to=date(2025, 12, 31))
-OPTI_2026 = Guarantee(CareDomain.OPTI, Formula.FLAT, flat_amount=Money(25000),
-                      period=Period.RENEWAL, valid_from=date(2026, 1, 1), valid_to=date(2026, 12, 31))
-CONTRACT = Contract("CONF", "Confort", (PHAR, OPTI_2025, OPTI_2026),
-                    valid_from=date(2024, 1, 1), valid_to=date(2027, 6, 30))
+OPTI_2025 = Guarantee(
+    CareDomain.OPTI,
+    Formula.FLAT,
+    flat_amount=Money(10000),
+    period=Period.RENEWAL,
+    valid_from=date(2025, 1, 1),
+    valid_to=date(2025, 12, 31),
+)
+OPTI_2026 = Guarantee(
+    CareDomain.OPTI,
+    Formula.FLAT,
+    flat_amount=Money(25000),
+    period=Period.RENEWAL,
+    valid_from=date(2026, 1, 1),
+    valid_to=date(2026, 12, 31),
+)
+CONTRACT = Contract(
+    "CONF",
+    "Confort",
+    (PHAR, OPTI_2025, OPTI_2026),
+    valid_from=date(2024, 1, 1),
+    valid_to=date(2027, 6, 30),
+)
 OPEN = Right(date(2024, 1, 1), None)
 
 
@@ -21,14 +38,21 @@ def test_guarantee_for_picks_the_one_in_force() -> None:
     assert CONTRACT.guarantee_for(CareDomain.OPTI, date(2025, 6, 1)) is OPTI_2025
     assert CONTRACT.guarantee_for(CareDomain.OPTI, date(2026, 6, 1)) is OPTI_2026
     assert CONTRACT.guarantee_for(CareDomain.DENT, date(2026, 6, 1)) is None
-    assert CONTRACT.guarantee_for(CareDomain.PHAR, date(2023, 12, 31)) is None  # before the contract
+    assert (
+        CONTRACT.guarantee_for(CareDomain.PHAR, date(2023, 12, 31)) is None
+    )  # before the contract
 
 
 def test_labels_are_french() -> None:
     assert PHAR.label == "100 % de la base de remboursement"
     assert OPTI_2026.label == "Forfait de 250,00\u00a0€ par période"
-    capped = Guarantee(CareDomain.DENT, Formula.PCT_PRICE, rate_pct=80, ceiling_amount=Money(50000),
-                       period=Period.YEAR)
+    capped = Guarantee(
+        CareDomain.DENT,
+        Formula.PCT_PRICE,
+        rate_pct=80,
+        ceiling_amount=Money(50000),
+        period=Period.YEAR,
+    )
     assert capped.label == "80 % du prix facturé, plafonné à 500,00\u00a0€ par an"
 
 
@@ -39,8 +63,14 @@ def test_labels_are_french() -> None:
         ({"formula": Formula.PCT_BRSS, "rate_pct": 1001}, "taux"),
         ({"formula": Formula.FLAT}, "forfait"),
         ({"formula": Formula.FLAT, "flat_amount": Money(-1)}, "forfait"),
-        ({"formula": Formula.TICKET_MODERATEUR, "valid_from": date(2026, 2, 1),
-          "valid_to": date(2026, 1, 1)}, "inversée"),
+        (
+            {
+                "formula": Formula.TICKET_MODERATEUR,
+                "valid_from": date(2026, 2, 1),
+                "valid_to": date(2026, 1, 1),
+            },
+            "inversée",
+        ),
     ],
 )
 def test_guarantee_rejects_nonsense(kwargs: dict[str, object], reason: str) -> None:
@@ -58,15 +88,31 @@ CARE = date(2026, 12, 1)
         (OPEN, CONTRACT, CareDomain.PHAR, Status.COVERED, date(2026, 12, 16)),
         (OPEN, CONTRACT, CareDomain.OPTI, Status.COVERED, date(2026, 12, 16)),
         (OPEN, CONTRACT, CareDomain.DENT, Status.NOT_COVERED, None),  # domain not in the grid
-        (Right(date(2024, 1, 1), date(2026, 11, 30)), CONTRACT, CareDomain.PHAR, Status.NOT_COVERED, None),
+        (
+            Right(date(2024, 1, 1), date(2026, 11, 30)),
+            CONTRACT,
+            CareDomain.PHAR,
+            Status.NOT_COVERED,
+            None,
+        ),
         (Right(date(2026, 12, 2), None), CONTRACT, CareDomain.PHAR, Status.NOT_COVERED, None),
         # the engagement never outlives the right, the guarantee or the contract
-        (Right(date(2024, 1, 1), date(2026, 12, 5)), CONTRACT, CareDomain.PHAR, Status.COVERED, date(2026, 12, 5)),
-        (OPEN, CONTRACT, CareDomain.OPTI, Status.COVERED, date(2026, 12, 16)),
+        (
+            Right(date(2024, 1, 1), date(2026, 12, 5)),
+            CONTRACT,
+            CareDomain.PHAR,
+            Status.COVERED,
+            date(2026, 12, 5),
+        ),
     ],
 )
-def test_decide(right: Right | None, contract: Contract | None, domain: CareDomain, status: Status,
-                until: date | None) -> None:
+def test_decide(
+    right: Right | None,
+    contract: Contract | None,
+    domain: CareDomain,
+    status: Status,
+    until: date | None,
+) -> None:
     d = decide(right, contract, domain, CARE, engagement_days=15)
     assert d.status is status
     assert d.valid_until == until
@@ -80,8 +126,13 @@ def test_engagement_capped_by_guarantee_end() -> None:
 
 @pytest.mark.parametrize(
     ("care", "problem"),
-    [(date(2026, 12, 2), None), (date(2026, 12, 3), None), (date(2026, 12, 4), "futur"),
-     (date(2024, 12, 2), None), (date(2024, 12, 1), "730 jours")],
+    [
+        (date(2026, 12, 2), None),
+        (date(2026, 12, 3), None),
+        (date(2026, 12, 4), "futur"),
+        (date(2024, 12, 2), None),
+        (date(2024, 12, 1), "730 jours"),
+    ],
 )
 def test_care_date_window(care: date, problem: str | None) -> None:
     found = care_date_problem(care, date(2026, 12, 2), past_days_max=730)

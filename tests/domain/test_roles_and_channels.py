@@ -18,7 +18,11 @@ def test_every_role_has_a_row_and_a_french_label() -> None:
         (Role.COLLABORATEUR, Permission.CHANGE_BANK_DETAILS, False),
         (Role.API_CLIENT, Permission.CHECK_RIGHTS, True),
         (Role.API_CLIENT, Permission.IMPORT_BENEFICIARIES, False),
-        (Role.AGENT, Permission.CHECK_RIGHTS, False),  # operator staff never check a patient's rights
+        (
+            Role.AGENT,
+            Permission.CHECK_RIGHTS,
+            False,
+        ),  # operator staff never check a patient's rights
         (Role.PAYMENTS, Permission.APPROVE_PAYMENTS, True),
         (Role.SECURITY, Permission.SWITCH_CHANNELS, True),
         (Role.INSURER, Permission.SWITCH_CHANNELS, False),
@@ -36,7 +40,13 @@ def test_no_operator_role_reads_patients_and_ps_roles_are_disjoint() -> None:
 
 def test_channel_names_are_the_public_contract() -> None:
     assert [c.value for c in Channel] == [
-        "portal-signin", "portal-rights", "api-rights", "intake", "adjudication", "payments"]
+        "portal-signin",
+        "portal-rights",
+        "api-rights",
+        "intake",
+        "adjudication",
+        "payments",
+    ]
 
 
 def test_retry_after() -> None:

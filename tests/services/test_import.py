@@ -17,7 +17,9 @@ from tests import factories as f
 
 async def _count(rt: Runtime, *where: object) -> int:
     async with rt.db.transaction() as conn:
-        return (await conn.execute(select(func.count()).select_from(beneficiary).where(*where))).scalar_one()  # type: ignore[arg-type]
+        return (
+            await conn.execute(select(func.count()).select_from(beneficiary).where(*where))
+        ).scalar_one()  # type: ignore[arg-type]
 
 
 async def _snapshot(rt: Runtime) -> list[tuple[object, ...]]:
@@ -35,7 +37,9 @@ async def insurer(rt: Runtime) -> f.Insurer:
     return await f.insurer(rt)
 
 
-async def test_import_then_reimport_is_a_no_op(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
+async def test_import_then_reimport_is_a_no_op(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
     persons = f.people(2500)  # more than one batch
     path = f.write_file(tmp_path / "b.csv", persons)
     s = await _import(rt, path, insurer.amc_number)
@@ -44,11 +48,18 @@ async def test_import_then_reimport_is_a_no_op(rt: Runtime, insurer: f.Insurer, 
     before = await _snapshot(rt)
 
     again = await _import(rt, path, insurer.amc_number)
-    assert (again.rows_new, again.rows_changed, again.rows_unchanged, again.rows_closed) == (0, 0, 2500, 0)
+    assert (again.rows_new, again.rows_changed, again.rows_unchanged, again.rows_closed) == (
+        0,
+        0,
+        2500,
+        0,
+    )
     assert await _snapshot(rt) == before  # not one byte changed, timestamps included
 
 
-async def test_comma_separated_file_is_read_too(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
+async def test_comma_separated_file_is_read_too(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
     path = f.write_file(tmp_path / "b.csv", f.people(3), delimiter=",")
     assert (await _import(rt, path, insurer.amc_number)).rows_new == 3
 
@@ -62,12 +73,16 @@ async def test_newer_file_applies_changes_and_closes_rights_that_disappeared(
     persons[1].valid_to = date(2027, 6, 30)
     gone = persons.pop()
     newcomer = f.people(1, seed=99, prefix="N")[0]
-    s = await _import(rt, f.write_file(tmp_path / "v2.csv", [*persons, newcomer]), insurer.amc_number)
+    s = await _import(
+        rt, f.write_file(tmp_path / "v2.csv", [*persons, newcomer]), insurer.amc_number
+    )
     assert (s.rows_new, s.rows_changed, s.rows_unchanged, s.rows_closed) == (1, 2, 7, 1)
     assert await _count(rt, beneficiary.c.closed_on == date(2026, 12, 1)) == 1
 
     # The person who disappeared comes back in a later file: rights reopen.
-    s = await _import(rt, f.write_file(tmp_path / "v3.csv", [*persons, newcomer, gone]), insurer.amc_number)
+    s = await _import(
+        rt, f.write_file(tmp_path / "v3.csv", [*persons, newcomer, gone]), insurer.amc_number
+    )
     assert (s.rows_changed, s.rows_closed) == (1, 0)
     assert await _count(rt, beneficiary.c.closed_on.is_not(None)) == 0
 
@@ -88,17 +103,25 @@ async def test_any_reject_writes_nothing_and_reports_every_problem(
     report = s.report_path.read_text().splitlines()  # type: ignore[union-attr]
     assert report[0] == "line;field;reason"
     assert report[1].startswith("12;nir;clé de contrôle invalide")
-    assert any(r.startswith("1502;adherent_number;même bénéficiaire") and r.endswith("ligne 1501")
-               for r in report)
+    assert any(
+        r.startswith("1502;adherent_number;même bénéficiaire") and r.endswith("ligne 1501")
+        for r in report
+    )
     assert "3001;contract_code;contrat inconnu pour cet organisme" in report
     assert len(report) == 4
     async with rt.db.transaction() as conn:
-        recorded = (await conn.execute(select(beneficiary_import.c.status, beneficiary_import.c.rows_rejected))).all()
+        recorded = (
+            await conn.execute(
+                select(beneficiary_import.c.status, beneficiary_import.c.rows_rejected)
+            )
+        ).all()
     assert [tuple(r) for r in recorded] == [("rejected", 3)]
 
 
 async def test_dry_run_writes_nothing(rt: Runtime, insurer: f.Insurer, tmp_path: Path) -> None:
-    s = await _import(rt, f.write_file(tmp_path / "b.csv", f.people(5)), insurer.amc_number, dry_run=True)
+    s = await _import(
+        rt, f.write_file(tmp_path / "b.csv", f.people(5)), insurer.amc_number, dry_run=True
+    )
     assert (s.status, s.rows_new) == ("dry_run", 5)
     assert await _count(rt) == 0
 
@@ -111,11 +134,21 @@ def _header_line() -> bytes:
     ("content", "message"),
     [
         (b"", "fichier vide"),
-        ("adherent_number;rank\n".encode(), "colonnes manquantes"),
+        (b"adherent_number;rank\n", "colonnes manquantes"),
         (b"\xff\xfe" + _header_line(), "encodage invalide"),
-        (_header_line() + b"A1;1;185037599900118;1985-03-01;Caf\xe9;Anne;ESS;2026-01-01;\n", "ligne 2 : encodage"),
-        (_header_line() + b"A1;1;185037599900118;1985-03-01;Durand;Anne;ESS;2026-01-01;\nA2;1;1850", "fichier tronqué"),
-        (_header_line() + b"A1;1;185037599900118;" + b"x" * 10_000_000 + b";\n", "ligne trop longue"),
+        (
+            _header_line() + b"A1;1;185037599900118;1985-03-01;Caf\xe9;Anne;ESS;2026-01-01;\n",
+            "ligne 2 : encodage",
+        ),
+        (
+            _header_line()
+            + b"A1;1;185037599900118;1985-03-01;Durand;Anne;ESS;2026-01-01;\nA2;1;1850",
+            "fichier tronqué",
+        ),
+        (
+            _header_line() + b"A1;1;185037599900118;" + b"x" * 10_000_000 + b";\n",
+            "ligne trop longue",
+        ),
     ],
 )
 async def test_malformed_files_leave_the_database_as_it_was(

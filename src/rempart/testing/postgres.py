@@ -49,7 +49,7 @@ class Cluster:
         self.port = _free_port()
         self.as_postgres = os.geteuid() == 0
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         if self.as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
@@ -59,21 +59,45 @@ class Cluster:
         self.root.chmod(0o755)
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(self.bin / "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(
+            self.bin / "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
             "unix_socket_directories": str(self.root),
             "max_connections": "200",
             "shared_buffers": "256MB",
-            **({} if self.durable else {"fsync": "off", "synchronous_commit": "off",
-                                         "full_page_writes": "off"}),
+            **(
+                {}
+                if self.durable
+                else {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+            ),
             **self.extra,
         }
         opts = " ".join(f"-c {k}={v}" for k, v in options.items())
-        self._run(self.bin / "pg_ctl", "-D", str(self.data), "-o", opts, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            self.bin / "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     @property
@@ -84,16 +108,38 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        return self._run(self.bin / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                         "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql).stdout
+        return self._run(
+            self.bin / "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            sql,
+        ).stdout
 
     def create_database(self, name: str) -> str:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def pg_dump(self, database: str) -> bytes:
-        cmd = [str(self.bin / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-               "--data-only", database]
+        cmd = [
+            str(self.bin / "pg_dump"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "--data-only",
+            database,
+        ]
         return subprocess.run(cmd, check=True, capture_output=True).stdout  # noqa: S603
 
     def stop(self) -> None:

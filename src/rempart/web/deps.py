@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import Request
+from starlette.responses import Response
 
 from rempart.domain.errors import MalformedBody, NotAuthenticated, RempartError
 from rempart.security.principal import Principal
@@ -34,4 +36,12 @@ def require_json(request: Request) -> None:
         raise UnsupportedMediaType("Le corps doit être envoyé en application/json.")
 
 
-__all__ = ["MalformedBody", "api_principal", "require_json", "runtime"]
+__all__ = ["MalformedBody", "api_principal", "json_response", "require_json", "runtime"]
+
+
+def json_response(
+    data: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+    )

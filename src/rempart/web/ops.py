@@ -6,32 +6,32 @@ import hmac
 from ipaddress import ip_address
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, ORJSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from rempart.domain.errors import NotAuthenticated
 from rempart.services import channels
-from rempart.web.deps import runtime
+from rempart.web.deps import json_response, runtime
 from rempart.web.pages import render
 
 router = APIRouter()
 
 
 @router.get("/healthz", tags=["Exploitation"], summary="Le processus répond")
-async def healthz() -> ORJSONResponse:
-    return ORJSONResponse({"status": "ok"})
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
 
 
 @router.get("/readyz", tags=["Exploitation"], summary="La base de données répond")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> Response:
     rt = runtime(request)
     try:
         async with rt.db.transaction() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
-        return ORJSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-    return ORJSONResponse({"status": "ready", "database": "ok"})
+        return json_response({"status": "unavailable", "database": "down"}, status=503)
+    return json_response({"status": "ready", "database": "ok"})
 
 
 def _loopback(request: Request) -> bool:
@@ -69,9 +69,9 @@ async def status_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/status.json", tags=["Exploitation"], summary="État des services (JSON)")
-async def status_json(request: Request) -> ORJSONResponse:
+async def status_json(request: Request) -> Response:
     states = await channels.states(runtime(request))
-    return ORJSONResponse(
+    return json_response(
         {
             "channels": [
                 {

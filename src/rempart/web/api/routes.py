@@ -6,7 +6,7 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import ORJSONResponse
+from starlette.responses import Response
 
 from rempart.access import Card
 from rempart.domain.channels import Channel
@@ -21,7 +21,7 @@ from rempart.web.api.schemas import (
     TokenOut,
     problem_responses,
 )
-from rempart.web.deps import api_principal, require_json, runtime
+from rempart.web.deps import api_principal, json_response, require_json, runtime
 
 router = APIRouter()
 
@@ -38,7 +38,7 @@ async def token(
     grant_type: Annotated[str, Form()],
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
-) -> ORJSONResponse:
+) -> Response:
     if grant_type != "client_credentials":
         raise NotAuthenticated("Seul grant_type=client_credentials est accepté.")
     basic = _basic(request.headers.get("authorization", ""))
@@ -47,7 +47,7 @@ async def token(
     if not client_id or not client_secret:
         raise NotAuthenticated("client_id et client_secret sont obligatoires.")
     issued = await auth.issue_token(runtime(request), client_id, client_secret)
-    return ORJSONResponse(
+    return json_response(
         {
             "access_token": issued.access_token,
             "token_type": "Bearer",
@@ -93,7 +93,7 @@ async def rights_check(
     body: RightsCheckIn,
     request: Request,
     principal: Annotated[Principal, Depends(api_principal)],
-) -> ORJSONResponse:
+) -> Response:
     card = Card(body.amc_number, body.adherent_number.upper(), body.birth_date, body.rank, body.nir)
     answer = await check_rights(
         runtime(request),
@@ -110,4 +110,4 @@ async def rights_check(
         engagement_number=answer.engagement_number,
         valid_until=answer.valid_until,
     )
-    return ORJSONResponse(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    return json_response(out.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
