@@ -28,14 +28,26 @@ def _port() -> int:
 
 def _env(data: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REMPART_")}
-    env.update(REMPART_DATA_DIR=str(data), REMPART_PORT=str(port), REMPART_LOG_LEVEL="debug",
-               REMPART_CHANNEL_CACHE_SECONDS="0.5", COLUMNS="200")
+    env.update(
+        REMPART_DATA_DIR=str(data),
+        REMPART_PORT=str(port),
+        REMPART_LOG_LEVEL="debug",
+        REMPART_CHANNEL_CACHE_SECONDS="0.5",
+        COLUMNS="200",
+    )
     return env
 
 
 def _cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RempartBin, *args], env=env, capture_output=True, text=True, check=check,
-                          timeout=300, cwd="/")
+    return subprocess.run(
+        [RempartBin, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+        cwd="/",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +55,32 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
     root = tmp_path_factory.mktemp("demo")
     data, fx, port = root / "var", root / "fx", _port()
     env = _env(data, port)
-    args = ("demo", "--no-serve", "--beneficiaries", "600", "--seed", "3", "--port", str(port),
-            "--export-fixtures", str(fx), "--export-canaries", str(root / "canaries.csv"))
+    args = (
+        "demo",
+        "--no-serve",
+        "--beneficiaries",
+        "600",
+        "--seed",
+        "3",
+        "--port",
+        str(port),
+        "--export-fixtures",
+        str(fx),
+        "--export-canaries",
+        str(root / "canaries.csv"),
+    )
     first = _cli(env, *args)
     cards_first, clients_first = (fx / "cards.csv").read_bytes(), (fx / "clients.json").read_bytes()
     second = _cli(env, *args)  # the demo database is recreated; same seed, same fixtures
     log = root / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen([RempartBin, "serve", "--port", str(port)], env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, cwd="/")
+        server = subprocess.Popen(
+            [RempartBin, "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(100):
@@ -60,10 +89,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            yield {"root": root, "data": data, "fx": fx, "env": env, "base": base, "log": log,
-                   "outputs": [first.stdout + first.stderr, second.stdout + second.stderr],
-                   "deterministic": (cards_first, clients_first) == ((fx / "cards.csv").read_bytes(),
-                                                                     (fx / "clients.json").read_bytes())}
+            yield {
+                "root": root,
+                "data": data,
+                "fx": fx,
+                "env": env,
+                "base": base,
+                "log": log,
+                "outputs": [first.stdout + first.stderr, second.stdout + second.stderr],
+                "deterministic": (cards_first, clients_first)
+                == ((fx / "cards.csv").read_bytes(), (fx / "clients.json").read_bytes()),
+            }
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -72,14 +108,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
 def test_fixture_files_follow_the_contract(demo: dict) -> None:  # type: ignore[type-arg]
     fx: Path = demo["fx"]  # type: ignore[assignment]
     assert demo["deterministic"]
-    assert (fx / "cards.csv").read_text().splitlines()[0] == "amc_number,adherent_number,rank,birth_date,domains"
+    assert (fx / "cards.csv").read_text().splitlines()[
+        0
+    ] == "amc_number,adherent_number,rank,birth_date,domains"
     cards = list(csv.DictReader((fx / "cards.csv").read_text().splitlines()))
     assert len(cards) > 500
     assert all(c["rank"].isdigit() and "PHAR" in c["domains"].split("|") for c in cards)
     clients = json.loads((fx / "clients.json").read_text())
-    assert {c["profession"] for c in clients} == {"pharmacy", "optician", "dentist", "audiologist",
-                                                  "laboratory", "hospital", "physician"}
-    assert all({"client_id", "client_secret", "structure_id", "profession"} <= set(c) for c in clients)
+    assert {c["profession"] for c in clients} == {
+        "pharmacy",
+        "optician",
+        "dentist",
+        "audiologist",
+        "laboratory",
+        "hospital",
+        "physician",
+    }
+    assert all(
+        {"client_id", "client_secret", "structure_id", "profession"} <= set(c) for c in clients
+    )
     operators = json.loads((fx / "operators.json").read_text())
     assert sum(o["role"] == "payments" for o in operators) >= 2
     assert {o["role"] for o in operators} == {"agent", "payments", "security", "admin", "insurer"}
@@ -88,14 +135,22 @@ def test_fixture_files_follow_the_contract(demo: dict) -> None:  # type: ignore[
     canaries = list(csv.DictReader((demo["root"] / "canaries.csv").read_text().splitlines()))  # type: ignore[operator]
     keys = {(c["amc_number"], c["adherent_number"], c["birth_date"], c["rank"]) for c in cards}
     assert canaries
-    assert not any((c["amc_number"], c["adherent_number"], c["birth_date"], c["rank"]) in keys for c in canaries)
+    assert not any(
+        (c["amc_number"], c["adherent_number"], c["birth_date"], c["rank"]) in keys
+        for c in canaries
+    )
     assert "/inscription/" in demo["outputs"][1]  # type: ignore[index]
 
 
 def _token(base: str, client: dict[str, str]) -> str:
-    r = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials",
-                                                 "client_id": client["client_id"],
-                                                 "client_secret": client["client_secret"]})
+    r = httpx.post(
+        f"{base}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
@@ -114,11 +169,19 @@ def test_every_card_is_covered_then_api_rights_switched_off(demo: dict) -> None:
             domain = checks[profession]
             if domain not in card["domains"].split("|"):
                 profession, domain = "pharmacy", "PHAR"
-            body = {"amc_number": card["amc_number"], "adherent_number": card["adherent_number"],
-                    "birth_date": card["birth_date"], "rank": int(card["rank"]), "domain": domain,
-                    "care_date": time.strftime("%Y-%m-%d")}
-            r = http.post("/api/v1/rights-checks", json=body,
-                          headers={"Authorization": f"Bearer {tokens[profession]}"})
+            body = {
+                "amc_number": card["amc_number"],
+                "adherent_number": card["adherent_number"],
+                "birth_date": card["birth_date"],
+                "rank": int(card["rank"]),
+                "domain": domain,
+                "care_date": time.strftime("%Y-%m-%d"),
+            }
+            r = http.post(
+                "/api/v1/rights-checks",
+                json=body,
+                headers={"Authorization": f"Bearer {tokens[profession]}"},
+            )
             assert r.status_code == 200, (profession, domain, r.text)
             assert r.json()["status"] == "covered", (card, domain)
 
@@ -127,7 +190,11 @@ def test_every_card_is_covered_then_api_rights_switched_off(demo: dict) -> None:
         out = _cli(env, "channel", "off", "api-rights", "--reason", "Maintenance programmée")  # type: ignore[arg-type]
         assert "fermé" in out.stdout
         time.sleep(1.0)  # the servers' channel cache (0.5 s here)
-        r = http.post("/api/v1/rights-checks", json=body, headers={"Authorization": f"Bearer {tokens['pharmacy']}"})
+        r = http.post(
+            "/api/v1/rights-checks",
+            json=body,
+            headers={"Authorization": f"Bearer {tokens['pharmacy']}"},
+        )
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["detail"] == "Maintenance programmée"
@@ -137,7 +204,11 @@ def test_every_card_is_covered_then_api_rights_switched_off(demo: dict) -> None:
         assert _token(base, by_profession["pharmacy"])
         _cli(env, "channel", "on", "api-rights")  # type: ignore[arg-type]
         time.sleep(1.0)
-        r = http.post("/api/v1/rights-checks", json=body, headers={"Authorization": f"Bearer {tokens['pharmacy']}"})
+        r = http.post(
+            "/api/v1/rights-checks",
+            json=body,
+            headers={"Authorization": f"Bearer {tokens['pharmacy']}"},
+        )
         assert r.status_code == 200
 
 
@@ -151,7 +222,11 @@ def test_no_personal_data_in_logs_or_database_file(demo: dict) -> None:  # type:
             values.add(row["last_name"] + ";" + row["first_name"])
     # a failing rights check that carries a NIR must not put it in the log either
     nir = next(iter(v for v in values if len(v) == 15))
-    httpx.post(f"{demo['base']}/api/v1/rights-checks", json={"nir": nir}, headers={"Authorization": "Bearer x"})
+    httpx.post(
+        f"{demo['base']}/api/v1/rights-checks",
+        json={"nir": nir},
+        headers={"Authorization": "Bearer x"},
+    )
     logs = demo["log"].read_text() + "".join(demo["outputs"])  # type: ignore[union-attr,arg-type]
     assert "http.request" in logs  # the server did log
     assert [v for v in values if len(v) == 15 and v in logs] == []

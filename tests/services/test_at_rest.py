@@ -34,7 +34,9 @@ async def _seed_and_collect(rt: Runtime) -> dict[str, str]:
             secrets[rt.keys.decrypt("bank_account", "iban", b.id, b.iban_enc)] = "iban"
             secrets[rt.keys.decrypt("bank_account", "holder", b.id, b.holder_enc)] = "holder"
         for a in (await conn.execute(select(account))).all():
-            secrets[rt.keys.decrypt("account", "display_name", a.id, a.display_name_enc)] = "display_name"
+            secrets[rt.keys.decrypt("account", "display_name", a.id, a.display_name_enc)] = (
+                "display_name"
+            )
             secrets[rt.keys.decrypt("account", "email", a.id, a.email_enc)] = "email"
         # Structure names are public trade names (FINESS directory) and stay in clear; a
         # person's name that happens to be a word of one ("Audition Claire") is no leak.
@@ -49,7 +51,9 @@ def _found(dump: bytes, secrets: dict[str, str]) -> list[str]:
     text = dump.decode("utf-8", errors="replace")
     # first names repeat across people and may be short words ("Paul"); names are matched as
     # whole fields of at least five characters so that hex noise cannot fake a hit
-    return [f"{kind}:{value}" for value, kind in secrets.items() if len(value) >= 5 and value in text]
+    return [
+        f"{kind}:{value}" for value, kind in secrets.items() if len(value) >= 5 and value in text
+    ]
 
 
 async def test_pg_dump_holds_no_personal_data_in_clear(
@@ -59,7 +63,9 @@ async def test_pg_dump_holds_no_personal_data_in_clear(
     upgrade(url)
     db = Database(create_engine(url))
     try:
-        secrets = await _seed_and_collect(Runtime(make_settings(tmp_path, database_url=url), db, keys, clock=clock))
+        secrets = await _seed_and_collect(
+            Runtime(make_settings(tmp_path, database_url=url), db, keys, clock=clock)
+        )
     finally:
         await db.dispose()
     dump = pg_cluster.pg_dump("at_rest")
@@ -67,13 +73,17 @@ async def test_pg_dump_holds_no_personal_data_in_clear(
     assert _found(dump, secrets) == []
 
 
-@pytest.mark.parametrize(("value", "kind"), [("185037599900118", "nir"), ("FR7699999000010000000000115", "iban")])
+@pytest.mark.parametrize(
+    ("value", "kind"), [("185037599900118", "nir"), ("FR7699999000010000000000115", "iban")]
+)
 def test_the_check_would_see_a_leak(value: str, kind: str) -> None:
     """The search above is not vacuous: a value in clear is found."""
     assert _found(f"... {value} ...".encode(), {value: kind}) == [f"{kind}:{value}"]
 
 
-async def test_sqlite_file_holds_no_personal_data_in_clear(tmp_path: Path, clock: Clock, keys: KeyRing) -> None:
+async def test_sqlite_file_holds_no_personal_data_in_clear(
+    tmp_path: Path, clock: Clock, keys: KeyRing
+) -> None:
     settings = make_settings(tmp_path)
     upgrade(settings.database)
     db = Database(create_engine(settings.database))

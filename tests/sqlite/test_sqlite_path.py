@@ -20,8 +20,10 @@ from tests import factories as f
 async def test_import_and_rights_check_over_the_api(sqlite_rt: Runtime, tmp_path: Path) -> None:
     rt = sqlite_rt
     async with rt.db.transaction() as conn:
-        pragmas = [(await conn.execute(text(f"PRAGMA {p}"))).scalar() for p in
-                   ("journal_mode", "synchronous", "foreign_keys")]
+        pragmas = [
+            (await conn.execute(text(f"PRAGMA {p}"))).scalar()
+            for p in ("journal_mode", "synchronous", "foreign_keys")
+        ]
     assert pragmas == ["wal", 2, 1]  # WAL, synchronous=FULL, foreign keys on
 
     insurer = await f.insurer(rt)
@@ -32,16 +34,29 @@ async def test_import_and_rights_check_over_the_api(sqlite_rt: Runtime, tmp_path
     assert (s.status, s.rows_new) == ("committed", 2100)
     again = await import_beneficiaries(rt, path, amc_number=insurer.amc_number, actor=f.ACTOR)
     assert (again.rows_unchanged, again.rows_new, again.rows_changed) == (2100, 0, 0)
-    shorter = await import_beneficiaries(rt, f.write_file(tmp_path / "c.csv", persons[:-5]),
-                                         amc_number=insurer.amc_number, actor=f.ACTOR)
+    shorter = await import_beneficiaries(
+        rt,
+        f.write_file(tmp_path / "c.csv", persons[:-5]),
+        amc_number=insurer.amc_number,
+        actor=f.ACTOR,
+    )
     assert shorter.rows_closed == 5
 
     pro = await f.professional(rt)
     app = create_app(rt.settings, runtime=rt)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
-        tok = (await http.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                   "client_id": pro.client.client_id,
-                                                   "client_secret": pro.client.client_secret})).json()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+    ) as http:
+        tok = (
+            await http.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": pro.client.client_id,
+                    "client_secret": pro.client.client_secret,
+                },
+            )
+        ).json()
         auth = {"Authorization": f"Bearer {tok['access_token']}"}
 
         async def check(p: f.Person, care: str = "2026-12-02") -> str:
@@ -61,7 +76,16 @@ async def test_import_and_rights_check_over_the_api(sqlite_rt: Runtime, tmp_path
         assert r.status_code == 503
         assert r.headers["retry-after"] == "300"
     async with rt.db.transaction() as conn:
-        assert (await conn.execute(select(func.count()).select_from(beneficiary))).scalar_one() == 2100
-        results = (await conn.execute(select(audit_event.c.result).where(
-            audit_event.c.purpose == "rights_check"))).scalars().all()
+        assert (
+            await conn.execute(select(func.count()).select_from(beneficiary))
+        ).scalar_one() == 2100
+        results = (
+            (
+                await conn.execute(
+                    select(audit_event.c.result).where(audit_event.c.purpose == "rights_check")
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert sorted(results) == ["covered", "covered", "not_covered", "not_covered"]

@@ -123,7 +123,7 @@ def _people(rng: random.Random, n: int, today: date, start_adherent: int) -> lis
         for member in range(size):
             twin = member >= 2 and rng.random() < 0.05 and births
             birth = births[-1] if twin else dd.birth_date(rng, today, child=member >= 2)
-            rank = 2 if twin else 1
+            rank = births.count(birth) + 1  # twins, or two children born the same day
             births.append(birth)
             people.append(
                 {

@@ -1,0 +1,38 @@
+# Rempart — `make help` lists the targets. The two a newcomer needs: `make demo`, `make test`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV := uv run --frozen
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: ## Install what is missing (Debian packages when root, uv, the locked venv)
+	@scripts/bootstrap.sh --system
+
+.PHONY: demo
+demo: setup ## Seed a demo database (SQLite, ./var) and serve the portal on http://localhost:8000
+	$(UV) rempart demo --export-fixtures var/fixtures --export-canaries var/fixtures/canaries.csv
+
+.PHONY: test
+test: setup ## Every check: ruff, mypy, import contracts, pytest (PostgreSQL started by the tests)
+	$(UV) ruff check src tests bench
+	$(UV) ruff format --check src tests bench
+	$(UV) mypy
+	$(UV) lint-imports
+	$(UV) pytest --doctest-modules src/rempart/domain tests --cov --cov-report=term:skip-covered -p no:cacheprovider
+
+.PHONY: lint
+lint: ## ruff (fixing what it can) and mypy
+	$(UV) ruff check --fix src tests bench
+	$(UV) ruff format src tests bench
+	$(UV) mypy
+
+.PHONY: bench
+bench: setup ## Benchmarks (minutes): demo seeding and beneficiary import at scale, on SQLite and PostgreSQL
+	$(UV) python bench/seed_import.py
+
+.PHONY: clean
+clean: ## Remove the local data dir and caches
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage
