@@ -15,8 +15,8 @@ All are derived with HKDF-SHA256 from the master key, which comes from ``REMPART
 in the data dir on first use.
 
     >>> ring = KeyRing(bytes(32))
-    >>> blob = ring.encrypt("beneficiary", "nir", "6f1c…", "185037599900118")
-    >>> ring.decrypt("beneficiary", "nir", "6f1c…", blob)
+    >>> blob = ring.encrypt("example", "secret", "6f1c…", "185037599900118")
+    >>> ring.decrypt("example", "secret", "6f1c…", blob)
     '185037599900118'
 """
 

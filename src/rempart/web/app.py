@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 from rempart.config import Settings
 from rempart.jobs import worker
@@ -63,7 +63,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(pages.router)
     static = Path(__file__).with_name("static")
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    # Swagger UI 5 (OpenAPI 3.1), the files shipped by fastapi-offline: no CDN (decision 0007)
+    swagger = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"  # type: ignore[arg-type,union-attr]
+    app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -12,7 +14,15 @@ from fastapi.templating import Jinja2Templates
 from rempart.domain.care import PROFESSION_DOMAINS, Profession
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-TEMPLATES.env.filters["fr_datetime"] = lambda d: d.strftime("%d/%m/%Y à %H:%M") if d else ""
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def fr_datetime(moment: datetime | None) -> str:
+    """'02/12/2026 à 12:00' in Paris time, which is what a French professional reads."""
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M") if moment else ""
+
+
+TEMPLATES.env.filters["fr_datetime"] = fr_datetime
 
 router = APIRouter()
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from rempart.access import Card
 from rempart.domain.channels import Channel
 from rempart.domain.errors import NotAuthenticated
+from rempart.domain.identifiers import parse_nir
 from rempart.security.principal import Principal
 from rempart.services import auth
 from rempart.services.rights import RightsAnswer, RightsQuery, check_rights
@@ -94,7 +95,8 @@ async def rights_check(
     request: Request,
     principal: Annotated[Principal, Depends(api_principal)],
 ) -> Response:
-    card = Card(body.amc_number, body.adherent_number.upper(), body.birth_date, body.rank, body.nir)
+    nir = parse_nir(body.nir) if body.nir else None
+    card = Card(body.amc_number, body.adherent_number.upper(), body.birth_date, body.rank, nir)
     answer = await check_rights(
         runtime(request),
         RightsQuery(card, body.domain, body.care_date),

@@ -11,10 +11,18 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+)
 
 from rempart.domain.care import CareDomain
-from rempart.domain.identifiers import IdentifierError, Nir, parse_nir
+from rempart.domain.identifiers import IdentifierError, parse_nir
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -28,13 +36,12 @@ def _iso_date(value: Any) -> date:
         raise ValueError("date inexistante") from None
 
 
-def _nir(value: Any) -> Nir | None:
+def _nir(value: str | None) -> str | None:
+    """A valid NIR, returned compact; the reason of a bad one never repeats the value."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValueError("doit être une chaîne de caractères")
     try:
-        return parse_nir(value)
+        return parse_nir(value).value
     except IdentifierError as e:
         raise ValueError(e.reason) from None
 
@@ -58,9 +65,11 @@ class RightsCheckIn(Strict):
     )
     birth_date: IsoDate
     rank: StrictInt = Field(default=1, ge=1, le=9, description="Rang de naissance (jumeaux).")
-    nir: Annotated[
-        Nir | None, BeforeValidator(_nir), Field(json_schema_extra={"type": "string"})
-    ] = Field(default=None, description="NIR lu sur la carte Vitale ; doit alors correspondre.")
+    nir: Annotated[StrictStr | None, AfterValidator(_nir)] = Field(
+        default=None,
+        max_length=21,
+        description="NIR lu sur la carte Vitale (15 caractères) ; doit alors correspondre.",
+    )
     domain: CareDomain
     care_date: IsoDate
 

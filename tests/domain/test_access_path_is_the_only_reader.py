@@ -1,0 +1,38 @@
+"""DESIGN §3: ``access.py`` is the only code that reads beneficiaries' personal data.
+
+A structural check on the source tree: outside ``access.py`` nothing selects the encrypted
+personal-data columns of ``beneficiary`` or decrypts them (the key ring only defines
+``decrypt``). Writes (the import) name the columns as dictionary keys, never as columns to read.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "rempart"
+READS = re.compile(
+    r"beneficiary\.c\.(nir|adherent|birth_date|last_name|first_name)_enc|\.decrypt\(\s*\"beneficiary\""
+)
+ALLOWED = {SRC / "access.py"}
+
+
+def offenders() -> list[str]:
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path in ALLOWED:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if READS.search(line):
+                found.append(f"{path.relative_to(SRC)}:{n}")
+    return found
+
+
+def test_only_access_reads_personal_columns() -> None:
+    assert offenders() == []
+
+
+def test_the_pattern_catches_a_read() -> None:
+    assert READS.search("select(beneficiary.c.nir_enc).where(...)")
+    assert READS.search('keys.decrypt("beneficiary", "nir", row.id, row.nir_enc)')
+    assert not READS.search('"nir_enc": enc("beneficiary", "nir", row_id, r.nir.value),')
