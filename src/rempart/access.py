@@ -123,6 +123,10 @@ async def read_rights(
         and found.nir_bi != nir_index(keys, card.nir.value)
     ):
         found = None  # a NIR that does not match gets the same answer as an unknown card
+    # The audit names the person whose card was used even when the NIR did not match: someone
+    # probing a real card must be traceable to that person when an incident is scoped.
+    subject = rows[0] if rows else None
+    mismatch = subject is not None and found is None
     right = contract_ = None
     if found is not None:
         closes = [d for d in (found.valid_to, found.closed_on) if d is not None]
@@ -143,13 +147,14 @@ async def read_rights(
         channel=channel,
         purpose="rights_check",
         result=decision.status.value,
-        subject_kind="beneficiary" if found is not None else None,
-        subject_id=found.id if found is not None else None,
-        ocam_id=found.ocam_id if found is not None else None,
+        subject_kind="beneficiary" if subject is not None else None,
+        subject_id=subject.id if subject is not None else None,
+        ocam_id=subject.ocam_id if subject is not None else None,
         categories=("coverage",) if decision.status is not Status.UNKNOWN else (),
         detail={
             "domain": domain.value,
-            **({"canary": True} if found is not None and found.is_canary else {}),
+            **({"canary": True} if subject is not None and subject.is_canary else {}),
+            **({"nir_mismatch": True} if mismatch else {}),
         },
     )
     return RightsRead(

@@ -121,6 +121,10 @@ def import_beneficiaries_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Tout vérifier sans rien écrire.")
     ] = False,
+    accept_closures: Annotated[
+        bool,
+        typer.Option("--accept-closures", help="Accepter de fermer beaucoup de droits d'un coup."),
+    ] = False,
     actor: ActorOpt = None,
 ) -> None:
     """Importer le fichier des bénéficiaires d'un organisme (tout ou rien, rapport de rejets)."""
@@ -146,6 +150,7 @@ def import_beneficiaries_cmd(
                 amc_number=amc,
                 actor=who,
                 dry_run=dry_run,
+                accept_closures=accept_closures,
                 progress=lambda n: progress.advance(task, n),
             )
 
@@ -155,6 +160,7 @@ def import_beneficiaries_cmd(
         "committed": "importé",
         "rejected": "REFUSÉ (rien n'a été écrit)",
         "dry_run": "simulation (rien n'a été écrit)",
+        "failed": "ÉCHEC (rien n'a été écrit)",
     }
     table.add_row("Résultat", status[summary.status])
     for label, value in (

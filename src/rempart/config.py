@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     care_relationship_days: int = 90
     engagement_validity_days: int = 15
 
+    # Beneficiary imports: a file that would close more than this share of an OCAM's open
+    # rights is refused unless the operator passes --accept-closures.
+    import_closure_ratio_max: float = 0.2
+
     # Request limits.
     body_bytes_max: int = 1_000_000
 

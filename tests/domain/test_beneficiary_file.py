@@ -64,6 +64,7 @@ def test_good_row_is_normalised() -> None:
         ("rank", "0", "rang"),
         ("rank", "10", "rang"),
         ("rank", "x", "rang"),
+        ("rank", "²", "rang"),
         ("nir", "185037599900119", "clé"),
         ("birth_date", "01/03/1985", "AAAA-MM-JJ"),
         ("birth_date", "1985-02-30", "inexistante"),

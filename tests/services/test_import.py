@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from rempart.db.tables import beneficiary, beneficiary_import
+from rempart.db.tables import audit_event, beneficiary, beneficiary_import
 from rempart.domain.beneficiary_file import FileFormatError
 from rempart.services.beneficiaries import import_beneficiaries
 from rempart.services.runtime import Runtime
@@ -163,12 +163,150 @@ async def test_malformed_files_leave_the_database_as_it_was(
     assert await _snapshot(rt) == before
 
 
-async def test_a_last_line_without_newline_is_fine_when_complete(
+async def test_a_last_line_without_newline_is_refused_as_truncated(
     rt: Runtime, insurer: f.Insurer, tmp_path: Path
 ) -> None:
+    """Cut right after a separator, a line still has its nine fields (an empty valid_to would
+    read as open-ended rights): so every line must end with a newline."""
     path = f.write_file(tmp_path / "b.csv", f.people(2))
-    path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
-    assert (await _import(rt, path, insurer.amc_number)).rows_new == 2
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n").rsplit(b";", 1)[0] + b";")
+    with pytest.raises(FileFormatError, match="ligne 3 : fichier tronqué"):
+        await _import(rt, path, insurer.amc_number)
+    assert await _count(rt) == 0
+
+
+async def test_header_only_file_is_refused_and_closes_nothing(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    await _import(rt, f.write_file(tmp_path / "ok.csv", f.people(4)), insurer.amc_number)
+    with pytest.raises(FileFormatError, match="aucun bénéficiaire"):
+        await _import(rt, f.write_file(tmp_path / "empty.csv", []), insurer.amc_number)
+    assert await _count(rt, beneficiary.c.closed_on.is_not(None)) == 0
+
+
+async def test_a_file_closing_too_many_rights_needs_accept_closures(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    from rempart.services.beneficiaries import MassClosure
+
+    persons = f.people(20)
+    await _import(rt, f.write_file(tmp_path / "v1.csv", persons), insurer.amc_number)
+    partial = f.write_file(tmp_path / "v2.csv", persons[:10])  # half of the people missing
+    with pytest.raises(MassClosure, match="10 bénéficiaires sur 20"):
+        await _import(rt, partial, insurer.amc_number)
+    assert await _count(rt, beneficiary.c.closed_on.is_not(None)) == 0
+    s = await _import(rt, partial, insurer.amc_number, accept_closures=True)
+    assert (s.status, s.rows_closed) == ("committed", 10)
+
+
+async def test_duplicate_across_batches_is_found(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    persons = f.people(2600)
+    persons[2500].adherent_number = persons[10].adherent_number
+    persons[2500].birth_date = persons[10].birth_date
+    s = await _import(rt, f.write_file(tmp_path / "b.csv", persons), insurer.amc_number)
+    assert (s.status, s.rows_rejected) == ("rejected", 1)
+    assert s.first_rejects[0].line == 2502
+    assert await _count(rt) == 0
+
+
+async def test_a_crash_mid_import_is_recorded_as_failed(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER boom BEFORE INSERT ON beneficiary FOR EACH ROW EXECUTE FUNCTION boom()"
+            )
+        )
+    with pytest.raises(Exception, match="disk full"):
+        await _import(rt, f.write_file(tmp_path / "b.csv", f.people(3)), insurer.amc_number)
+    async with rt.db.transaction() as conn:
+        recorded = (
+            await conn.execute(select(beneficiary_import.c.status, beneficiary_import.c.rows_new))
+        ).all()
+        results = (
+            (
+                await conn.execute(
+                    select(audit_event.c.result).where(
+                        audit_event.c.purpose == "beneficiary_import"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [tuple(r) for r in recorded] == [("failed", 0)]
+    assert results == ["failed"]
+
+
+async def test_committed_import_and_its_audit_row_are_one_transaction(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    s = await _import(rt, f.write_file(tmp_path / "b.csv", f.people(3)), insurer.amc_number)
+    async with rt.db.transaction() as conn:
+        event = (
+            await conn.execute(select(audit_event).where(audit_event.c.subject_id == s.import_id))
+        ).one()
+    assert (event.result, event.purpose, event.ocam_id) == (
+        "committed",
+        "beneficiary_import",
+        insurer.id,
+    )
+
+
+async def test_an_insurer_cannot_import_for_another_ocam(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    from rempart.domain.errors import InvalidFields
+    from rempart.domain.roles import Role
+    from rempart.security.principal import ActorKind, Principal
+
+    other = await f.insurer(rt, "900000303", "Autre")
+    someone = Principal(ActorKind.ACCOUNT, None, "organisme.autre", Role.INSURER, ocam_id=other.id)
+    with pytest.raises(InvalidFields):
+        await import_beneficiaries(
+            rt,
+            f.write_file(tmp_path / "b.csv", f.people(2)),
+            amc_number=insurer.amc_number,
+            actor=someone,
+        )
+    async with rt.db.transaction() as conn:
+        refused = (
+            (
+                await conn.execute(
+                    select(audit_event.c.actor_label).where(
+                        audit_event.c.purpose == "beneficiary_import",
+                        audit_event.c.result == "refused",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert refused == ["organisme.autre"]
+    assert await _count(rt) == 0
+
+
+async def test_a_file_without_header_does_not_echo_its_first_person(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    persons = f.people(2)
+    path = tmp_path / "nohead.csv"
+    path.write_text("".join(";".join(p.row()) + "\n" for p in persons))
+    with pytest.raises(FileFormatError) as e:
+        await _import(rt, path, insurer.amc_number)
+    assert "première ligne doit être l'en-tête" in e.value.message
+    for value in (persons[0].nir, persons[0].last_name, persons[0].first_name):
+        assert value.lower() not in e.value.message.lower()
 
 
 async def test_unknown_ocam_is_a_field_error(rt: Runtime, tmp_path: Path) -> None:

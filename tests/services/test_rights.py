@@ -181,7 +181,13 @@ async def test_closed_channel_refuses_before_reading(world: World) -> None:
     with pytest.raises(ChannelClosed) as e:
         await world.check(world.card(world.persons[0]))
     assert e.value.retry_after_seconds == 300
-    assert len(await _rows(world.rt, audit_event, audit_event.c.purpose == "rights_check")) == 0
+    [refusal] = await _rows(world.rt, audit_event, audit_event.c.purpose == "rights_check")
+    # refused before any lookup: audited, with nobody as its subject
+    assert (refusal.result, refusal.subject_id, refusal.detail) == (
+        "refused",
+        None,
+        '{"reason": "channel_closed"}',
+    )
     # the portal channel is a different switch
     answer = await check_rights(
         world.rt,
@@ -192,24 +198,48 @@ async def test_closed_channel_refuses_before_reading(world: World) -> None:
     assert answer.status is Status.COVERED
 
 
+async def _fail_inserts_into(rt: Runtime, table: str) -> None:
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'store unavailable'; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                f"CREATE TRIGGER refuse_insert BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_insert()"
+            )
+        )
+
+
 async def test_if_the_audit_write_fails_no_personal_data_is_returned(world: World) -> None:
-    """DESIGN §4.3: the audit row and the read are one transaction."""
-    async with world.rt.db.transaction() as conn:
-        await conn.execute(
-            text(
-                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$"
-            )
-        )
-        await conn.execute(
-            text(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_event FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-            )
-        )
-    answer = None
-    with pytest.raises(Exception, match="audit store unavailable"):
-        answer = await world.check(world.card(world.persons[0]))
-    assert answer is None
-    async with world.rt.db.transaction() as conn:
-        n = (await conn.execute(select(func.count()).select_from(engagement))).scalar_one()
-    assert n == 0
+    """DESIGN §4.3: no answer leaves without its audit row."""
+    await _fail_inserts_into(world.rt, "audit_event")
+    with pytest.raises(Exception, match="store unavailable"):
+        await world.check(world.card(world.persons[0]))
+    assert await _rows(world.rt, engagement) == []
+    assert await _rows(world.rt, care_relationship) == []
+
+
+async def test_the_audit_row_and_the_read_are_one_transaction(world: World) -> None:
+    """A failure after the audit insert (here, the engagement) takes the audit row with it:
+    they commit together or not at all."""
+    await _fail_inserts_into(world.rt, "engagement")
+    with pytest.raises(Exception, match="store unavailable"):
+        await world.check(world.card(world.persons[0]))
+    assert await _rows(world.rt, audit_event, audit_event.c.purpose == "rights_check") == []
+    assert await _rows(world.rt, care_relationship) == []
+
+
+async def test_a_wrong_nir_is_audited_against_the_card_it_probed(world: World) -> None:
+    p = world.persons[0]
+    answer = await world.check(world.card(p, nir=world.persons[2].nir))
+    assert answer.status is Status.UNKNOWN
+    [event] = await _rows(world.rt, audit_event, audit_event.c.purpose == "rights_check")
+    assert event.subject_id is not None
+    assert (event.result, event.categories, event.detail) == (
+        "unknown",
+        "",
+        '{"domain": "PHAR", "nir_mismatch": true}',
+    )

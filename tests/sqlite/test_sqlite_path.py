@@ -88,4 +88,4 @@ async def test_import_and_rights_check_over_the_api(sqlite_rt: Runtime, tmp_path
             .scalars()
             .all()
         )
-    assert sorted(results) == ["covered", "covered", "not_covered", "not_covered"]
+    assert sorted(results) == ["covered", "covered", "not_covered", "not_covered", "refused"]

@@ -253,6 +253,7 @@ async def test_api_rights_off_gives_503_and_the_rest_answers(api: Api) -> None:
             },
         )
     ).status_code == 200
+    api.rt.clock.advance(minutes=5)  # type: ignore[attr-defined]
     await channels.switch(api.rt, Channel.API_RIGHTS, open_=True, reason=None, actor=f.ACTOR)
     r = await api.http.post("/api/v1/rights-checks", json=api.body(api.persons[0]), headers=auth)
     assert r.status_code == 200

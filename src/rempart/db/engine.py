@@ -53,7 +53,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock up front (no deadlock on upgrade); readers use a plain BEGIN, so
+    # that in WAL mode they go on while a long import holds the write lock.
+    readonly = conn.get_execution_options().get("rempart_readonly", False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pool_size: int = 8) -> AsyncEngine:
@@ -88,10 +91,14 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only unit of work that may go to a replica (nothing it reads must be fresh)."""
-        async with self.replica.begin() as conn:
-            yield conn
+    async def read(self, *, replica_ok: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work. ``replica_ok``: it may go to a replica (nothing it reads
+        must be fresh — never a token or a revocation)."""
+        engine = self.replica if replica_ok else self.engine
+        async with engine.connect() as conn:
+            await conn.execution_options(rempart_readonly=True)
+            async with conn.begin():
+                yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -112,7 +119,7 @@ class BoundDatabase(Database):
             yield self.conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, replica_ok: bool = False) -> AsyncIterator[AsyncConnection]:
         async with self.transaction() as conn:
             yield conn
 

@@ -45,6 +45,8 @@ NAME_CHARS_MAX = 100
 _ADHERENT = re.compile(r"^[A-Za-z0-9]{1,20}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_COLUMN_NAME = re.compile(r"^[a-z][a-z_]{0,39}$")
+_RANK = re.compile(r"^[1-9]$")
 OLDEST_BIRTH = date(1900, 1, 1)
 
 
@@ -96,11 +98,25 @@ def parse_header(line: str) -> Header:
     missing = [c for c in COLUMNS if c not in columns]
     unknown = [c for c in columns if c not in COLUMNS]
     dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if len(missing) == len(COLUMNS):
+        raise FileFormatError(
+            "aucune des colonnes attendues : la première ligne doit être l'en-tête "
+            f"({', '.join(COLUMNS)})",
+            line=1,
+        )
     problems = []
     if missing:
         problems.append("colonnes manquantes : " + ", ".join(missing))
-    if unknown:
-        problems.append("colonnes inconnues : " + ", ".join(unknown[:10]))
+    # Unknown names are echoed only when they look like column names: a file without its header
+    # would otherwise put its first person's NIR and names into the error message.
+    shown = [c for c in unknown if _COLUMN_NAME.match(c)]
+    if shown:
+        problems.append("colonnes inconnues : " + ", ".join(shown[:10]))
+    if len(shown) < len(unknown):
+        problems.append(
+            f"{len(unknown) - len(shown)} colonne(s) au nom invalide "
+            "(la première ligne est-elle bien l'en-tête ?)"
+        )
     if dupes:
         problems.append("colonnes en double : " + ", ".join(dupes))
     if problems:
@@ -138,8 +154,8 @@ def check_row(
     adherent = v["adherent_number"].upper()
     if not _ADHERENT.match(adherent):
         rejects.append(Reject(line, "adherent_number", "1 à 20 lettres ou chiffres attendus"))
-    rank = int(v["rank"]) if v["rank"].isdigit() and len(v["rank"]) == 1 else 0
-    if not 1 <= rank <= 9:
+    rank = int(v["rank"]) if _RANK.match(v["rank"]) else 0
+    if not rank:
         rejects.append(Reject(line, "rank", "rang entre 1 et 9 attendu"))
     nir: Nir | None = None
     try:

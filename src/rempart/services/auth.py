@@ -1,7 +1,9 @@
 """Use cases: an API client obtains a token; a request presents it.
 
-Every refused attempt is audited (DESIGN: "every refusal is logged"), with the client id it
-claimed, never the secret.
+Every refused attempt is audited (DESIGN: "every refusal is logged"): a refused token request
+with the client it named when that client exists (never what was typed, which may be a secret
+in the wrong field), a refused bearer token as "(jeton invalide)". Rate limits in front of
+both come with the exfiltration issue.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ async def issue_token(rt: Runtime, client_id: str, client_secret: str) -> tokens
         claimed = Principal(
             ActorKind.CLIENT,
             client.id if client is not None else None,
-            client_id[:64] or "(vide)",
+            # the claimed id only if it is a known client's: a secret typed in the wrong field
+            # must not land in the audit log
+            client.client_id if client is not None else "(client inconnu)",
             None,
             structure_id=client.structure_id if client is not None else None,
         )
@@ -38,10 +42,19 @@ async def issue_token(rt: Runtime, client_id: str, client_secret: str) -> tokens
 
 async def authenticate(rt: Runtime, token: str) -> Principal:
     now = rt.now()
-    async with rt.db.transaction() as conn:  # the primary: a revocation must hold at once
+    async with rt.db.read() as conn:  # the primary: a revocation must hold at once
         principal = await tokens.principal_for_token(
             conn, rt.keys, token, now=now, cache=rt.principals
         )
     if principal is None:
+        async with rt.db.transaction() as conn:
+            await audit.record(
+                conn,
+                at=now,
+                actor=Principal(ActorKind.CLIENT, None, "(jeton invalide)", None),
+                channel="api",
+                purpose="authenticate",
+                result="refused",
+            )
         raise NotAuthenticated("Jeton d'accès invalide ou expiré.")
     return principal

@@ -39,7 +39,7 @@ from rempart.domain.beneficiary_file import (
     check_row,
     parse_header,
 )
-from rempart.domain.errors import FieldError, Forbidden, InvalidFields
+from rempart.domain.errors import FieldError, Forbidden, InvalidFields, RempartError
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.keys import KeyRing
@@ -87,10 +87,15 @@ def _lines(f: IO[bytes], progress: Callable[[int], None] | None) -> Iterator[tup
                 line=number,
             )
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise FileFormatError("encodage invalide (UTF-8 attendu)", line=number) from None
-        yield number, text.rstrip("\r\n"), ended
+        if len(text) > LINE_CHARS_MAX:
+            raise FileFormatError(
+                f"ligne trop longue (plus de {LINE_CHARS_MAX} caractères) ; import annulé",
+                line=number,
+            )
+        yield number, text, ended
 
 
 def _records(
@@ -103,6 +108,15 @@ def _records(
     header = parse_header(first[1])
     width = len(header.columns)
     for number, text, ended in lines:
+        if not ended and text:
+            # A snapshot cut mid-way would close the rights of everyone after the cut, and a
+            # line cut right after a separator still has the right field count: every line,
+            # the last one included, must end with a newline.
+            raise FileFormatError(
+                "fichier tronqué : la dernière ligne ne se termine pas par un saut de ligne ; "
+                "import annulé",
+                line=number,
+            )
         if not text.strip():
             continue
         try:
@@ -111,11 +125,6 @@ def _records(
             yield header, number, Reject(number, "ligne", "guillemets mal fermés")
             continue
         if len(fields) != width:
-            if not ended:
-                raise FileFormatError(
-                    "fichier tronqué : la dernière ligne est incomplète ; import annulé",
-                    line=number,
-                )
             yield (
                 header,
                 number,
@@ -123,14 +132,6 @@ def _records(
             )
             continue
         yield header, number, dict(zip(header.columns, fields, strict=True))
-
-
-class _Batch:
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
 
 def _row_fingerprint(keys: KeyRing, r: Row, contract_id: UUID) -> bytes:
@@ -239,40 +240,36 @@ class _Importer:
             )
 
     async def duplicates(self) -> list[Reject]:
-        dup = (
-            select(import_seen.c.card_bi)
-            .where(import_seen.c.import_id == self.import_id)
-            .group_by(import_seen.c.card_bi)
-            .having(func.count() > 1)
+        """Every line whose card identity appeared on an earlier line: one sort, no join (the
+        planner has no statistics on a table filled inside this transaction)."""
+        seen = import_seen.c
+        ranked = (
+            select(
+                seen.line_no,
+                func.min(seen.line_no).over(partition_by=seen.card_bi).label("first_line"),
+            )
+            .where(seen.import_id == self.import_id)
             .subquery()
         )
         rows = (
             await self.conn.execute(
-                select(import_seen.c.card_bi, import_seen.c.line_no)
-                .where(
-                    import_seen.c.import_id == self.import_id,
-                    import_seen.c.card_bi.in_(select(dup.c.card_bi)),
-                )
-                .order_by(import_seen.c.card_bi, import_seen.c.line_no)
+                select(ranked.c.line_no, ranked.c.first_line)
+                .where(ranked.c.line_no > ranked.c.first_line)
+                .order_by(ranked.c.line_no)
             )
         ).all()
-        first: dict[bytes, int] = {}
-        out = []
-        for row in rows:
-            if row.card_bi in first:
-                out.append(
-                    Reject(
-                        row.line_no,
-                        "adherent_number",
-                        "même bénéficiaire (adhérent, naissance, rang) qu'à la ligne "
-                        f"{first[row.card_bi]}",
-                    )
-                )
-            else:
-                first[row.card_bi] = row.line_no
-        return sorted(out, key=lambda r: r.line)
+        return [
+            Reject(
+                r.line_no,
+                "adherent_number",
+                f"même bénéficiaire (adhérent, naissance, rang) qu'à la ligne {r.first_line}",
+            )
+            for r in rows
+        ]
 
-    async def close_disappeared(self) -> int:
+    async def close_disappeared(self, *, accept_closures: bool) -> int:
+        """Close the rights of the people absent from the file, unless that is a suspicious
+        share of the OCAM's open rights (a truncated or wrong export) and nobody said yes."""
         yesterday = self.rt.today() - timedelta(days=1)
         seen = exists().where(
             and_(
@@ -280,17 +277,42 @@ class _Importer:
                 import_seen.c.card_bi == beneficiary.c.card_bi,
             )
         )
+        still_open = (
+            beneficiary.c.ocam_id == self.ocam.id,
+            beneficiary.c.is_canary.is_(False),
+            beneficiary.c.closed_on.is_(None),
+        )
+        if not accept_closures:
+            counts = (
+                await self.conn.execute(
+                    select(func.count(), func.count().filter(~seen))
+                    .select_from(beneficiary)
+                    .where(*still_open)
+                )
+            ).one()
+            open_total, closing = counts[0], counts[1]
+            ratio_max = self.rt.settings.import_closure_ratio_max
+            if closing and closing > ratio_max * open_total:
+                raise MassClosure(closing, open_total, ratio_max)
         result = await self.conn.execute(
             update(beneficiary)
-            .where(
-                beneficiary.c.ocam_id == self.ocam.id,
-                beneficiary.c.is_canary.is_(False),
-                beneficiary.c.closed_on.is_(None),
-                ~seen,
-            )
+            .where(*still_open, ~seen)
             .values(closed_on=yesterday, updated_at=self.now)
         )
         return result.rowcount or 0
+
+
+class MassClosure(RempartError):
+    code = "mass_closure"
+    status = 422
+    title = "Trop de droits fermés"
+
+    def __init__(self, closing: int, open_total: int, ratio_max: float) -> None:
+        super().__init__(
+            f"Ce fichier fermerait les droits de {closing} bénéficiaires sur {open_total} "
+            f"(plus de {ratio_max:.0%}) : rien n'a été importé. Vérifiez que le fichier est "
+            "complet, puis relancez avec --accept-closures si ces fermetures sont voulues."
+        )
 
 
 async def import_beneficiaries(
@@ -300,53 +322,67 @@ async def import_beneficiaries(
     amc_number: str,
     actor: Principal,
     dry_run: bool = False,
+    accept_closures: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    if not actor.may(Permission.IMPORT_BENEFICIARIES):
-        raise Forbidden()
     import_id = uuid.uuid4()
-    summary = ImportSummary(import_id, "dry_run" if dry_run else "committed")
+    summary = ImportSummary(import_id, "failed")
+    async with rt.db.transaction() as conn:
+        ocam_row = await ocam_by_number(conn, amc_number)
+        refusal: RempartError | None = None
+        if not actor.may(Permission.IMPORT_BENEFICIARIES):
+            refusal = Forbidden("Vous n'avez pas le droit d'importer des bénéficiaires.")
+        elif ocam_row is None or (actor.ocam_id is not None and actor.ocam_id != ocam_row.id):
+            refusal = InvalidFields([FieldError("amc", "organisme inconnu")])
+        if refusal is not None:
+            await audit.record(
+                conn,
+                at=rt.now(),
+                actor=actor,
+                channel=_channel(actor),
+                purpose="beneficiary_import",
+                result="refused",
+                detail={"reason": refusal.code},
+            )
+        else:
+            codes = {
+                r.code: r.id
+                for r in (
+                    await conn.execute(
+                        select(contract.c.code, contract.c.id).where(
+                            contract.c.ocam_id == ocam_row.id
+                        )
+                    )
+                ).all()
+            }
+    if refusal is not None:
+        raise refusal
     reports = rt.settings.data_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     summary.report_path = reports / f"beneficiaries-{amc_number}-{import_id}.csv"
-    sha = hashlib.sha256()
-    started = rt.now()
-    async with rt.db.transaction() as conn:
-        ocam_row = await ocam_by_number(conn, amc_number)
-        if ocam_row is None or (actor.ocam_id is not None and actor.ocam_id != ocam_row.id):
-            raise InvalidFields([FieldError("amc", "organisme inconnu")])
-        codes = {
-            r.code: r.id
-            for r in (
-                await conn.execute(
-                    select(contract.c.code, contract.c.id).where(contract.c.ocam_id == ocam_row.id)
-                )
-            ).all()
-        }
-
-    def on_bytes(n: int) -> None:
-        if progress is not None:
-            progress(n)
-
+    run = _Run(rt, ocam_row, import_id, codes, summary, actor, path, dry_run, accept_closures)
     try:
         with (
             path.open("rb") as f,
             summary.report_path.open("w", newline="", encoding="utf-8") as report,
         ):
-            out = csv.writer(report, delimiter=";")
-            out.writerow(["line", "field", "reason"])
-
-            def reject(r: Reject) -> None:
-                summary.rows_rejected += 1
-                out.writerow([r.line, r.field, r.reason])
-                if len(summary.first_rejects) < 20:
-                    summary.first_rejects.append(r)
-
-            tracking = _Tracking(f, sha, on_bytes)
-            await _run(rt, tracking, ocam_row, import_id, codes, summary, reject, dry_run)
+            run.report = csv.writer(report, delimiter=";")
+            run.report.writerow(["line", "field", "reason"])
+            await run.execute(_Tracking(f, run.sha, progress or (lambda _n: None)))
     finally:
-        await _record(rt, summary, ocam_row, path, sha.hexdigest(), actor, started)
+        if summary.status != "committed":  # a committed import recorded itself, atomically
+            summary.rows_new = summary.rows_changed = summary.rows_unchanged = 0
+            summary.rows_closed = 0
+            if summary.status == "dry_run":
+                summary.rows_new, summary.rows_changed = run.would_new, run.would_changed
+                summary.rows_unchanged, summary.rows_closed = run.would_unchanged, run.would_closed
+            async with rt.db.transaction() as conn:
+                await run.record(conn)
     return summary
+
+
+def _channel(actor: Principal) -> str:
+    return "cli" if actor.kind.value == "system" else "backoffice"
 
 
 class _Tracking:
@@ -361,77 +397,99 @@ class _Tracking:
         return raw
 
 
-async def _run(
-    rt: Runtime,
-    f: Any,
-    ocam_row: Any,
-    import_id: UUID,
-    codes: dict[str, UUID],
-    summary: ImportSummary,
-    reject: Callable[[Reject], None],
-    dry_run: bool,
-) -> None:
-    today = rt.today()
-    try:
-        async with rt.db.transaction() as conn:
-            imp = _Importer(rt, conn, ocam_row, import_id, codes, summary)
-            batch: list[Row] = []
-            for _header, _number, item in _records(f, f.on_bytes):
-                summary.rows_total += 1
-                if isinstance(item, Reject):
-                    reject(item)
-                    continue
-                checked = check_row(_number, item, contract_codes=codes.keys(), today=today)
-                if isinstance(checked, list):
-                    for r in checked:
-                        reject(r)
-                    continue
-                batch.append(checked)
-                if len(batch) >= BATCH_ROWS:
+class _Run:
+    """One import run: stream, validate, write, then commit with its record or roll back."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        ocam_row: Any,
+        import_id: UUID,
+        codes: dict[str, UUID],
+        summary: ImportSummary,
+        actor: Principal,
+        path: Path,
+        dry_run: bool,
+        accept_closures: bool,
+    ) -> None:
+        self.rt, self.ocam, self.import_id, self.codes = rt, ocam_row, import_id, codes
+        self.summary, self.actor, self.path = summary, actor, path
+        self.dry_run, self.accept_closures = dry_run, accept_closures
+        self.sha = hashlib.sha256()
+        self.started = rt.now()
+        self.report: Any = None
+        self.would_new = self.would_changed = self.would_unchanged = self.would_closed = 0
+
+    def reject(self, r: Reject) -> None:
+        s = self.summary
+        s.rows_rejected += 1
+        self.report.writerow([r.line, r.field, r.reason])
+        if len(s.first_rejects) < 20:
+            s.first_rejects.append(r)
+
+    async def execute(self, f: _Tracking) -> None:
+        s, today = self.summary, self.rt.today()
+        try:
+            async with self.rt.db.transaction() as conn:
+                imp = _Importer(self.rt, conn, self.ocam, self.import_id, self.codes, s)
+                batch: list[Row] = []
+                for _header, number, item in _records(f, f.on_bytes):  # type: ignore[arg-type]
+                    s.rows_total += 1
+                    checked = (
+                        item
+                        if isinstance(item, Reject)
+                        else check_row(number, item, contract_codes=self.codes.keys(), today=today)
+                    )
+                    if isinstance(checked, Reject):
+                        self.reject(checked)
+                    elif isinstance(checked, list):
+                        for r in checked:
+                            self.reject(r)
+                    else:
+                        batch.append(checked)
+                    if len(batch) >= BATCH_ROWS:
+                        await imp.write(batch)
+                        batch = []
+                if batch:
                     await imp.write(batch)
-                    batch = []
-            if batch:
-                await imp.write(batch)
-            for r in await imp.duplicates():
-                reject(r)
-            if not summary.rows_rejected:
-                summary.rows_closed = await imp.close_disappeared()
-            await conn.execute(delete(import_seen).where(import_seen.c.import_id == import_id))
-            if summary.rows_rejected:
-                summary.status = "rejected"
-                summary.rows_new = summary.rows_changed = summary.rows_unchanged = (
-                    summary.rows_closed
-                ) = 0
-                raise _Rollback
-            if dry_run:
-                raise _Rollback
-    except _Rollback:
-        pass
-    except FileFormatError:
-        summary.status = "rejected"
-        summary.rows_new = summary.rows_changed = summary.rows_unchanged = summary.rows_closed = 0
-        raise
+                if s.rows_total == 0:
+                    raise FileFormatError(
+                        "le fichier ne contient aucun bénéficiaire ; import annulé"
+                    )
+                for r in await imp.duplicates():
+                    self.reject(r)
+                if s.rows_rejected:
+                    s.status = "rejected"
+                    raise _Rollback
+                s.rows_closed = await imp.close_disappeared(accept_closures=self.accept_closures)
+                await conn.execute(
+                    delete(import_seen).where(import_seen.c.import_id == self.import_id)
+                )
+                if self.dry_run:
+                    s.status = "dry_run"
+                    self.would_new, self.would_changed = s.rows_new, s.rows_changed
+                    self.would_unchanged, self.would_closed = s.rows_unchanged, s.rows_closed
+                    raise _Rollback
+                s.status = "committed"
+                await self.record(conn)
+        except _Rollback:
+            pass
+        except (FileFormatError, MassClosure):
+            s.status = "rejected"
+            raise
+        except BaseException:
+            s.status = "failed"  # a crash, not a verdict on the file: recorded as such
+            raise
 
-
-async def _record(
-    rt: Runtime,
-    s: ImportSummary,
-    ocam_row: Any,
-    path: Path,
-    sha: str,
-    actor: Principal,
-    started: Any,
-) -> None:
-    if ocam_row is None:
-        return
-    async with rt.db.transaction() as conn:
+    async def record(self, conn: AsyncConnection) -> None:
+        s = self.summary
         await conn.execute(
             beneficiary_import.insert().values(
                 id=s.import_id,
-                ocam_id=ocam_row.id,
-                filename=path.name[:255],
-                sha256=sha,
-                actor=actor.label,
+                ocam_id=self.ocam.id,
+                filename=self.path.name[:255],
+                sha256=self.sha.hexdigest(),
+                actor=self.actor.label,
                 status=s.status,
                 rows_total=s.rows_total,
                 rows_new=s.rows_new,
@@ -440,21 +498,21 @@ async def _record(
                 rows_closed=s.rows_closed,
                 rows_rejected=s.rows_rejected,
                 report_path=str(s.report_path),
-                started_at=started,
-                finished_at=rt.now(),
+                started_at=self.started,
+                finished_at=self.rt.now(),
             )
         )
         await audit.record(
             conn,
-            at=rt.now(),
-            actor=actor,
-            channel="cli",
+            at=self.rt.now(),
+            actor=self.actor,
+            channel=_channel(self.actor),
             purpose="beneficiary_import",
             result=s.status,
             subject_kind="import",
             subject_id=s.import_id,
-            ocam_id=ocam_row.id,
-            detail={"rows": s.rows_total, "rejected": s.rows_rejected},
+            ocam_id=self.ocam.id,
+            detail={"rows": s.rows_total, "rejected": s.rows_rejected, "closed": s.rows_closed},
         )
 
 

@@ -29,7 +29,7 @@ async def states(rt: Runtime, *, fresh: bool = False) -> dict[Channel, ChannelSt
     cached = rt.channel_states
     if not fresh and cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    async with rt.db.transaction() as conn:
+    async with rt.db.read() as conn:
         rows = (await conn.execute(select(channel_state))).all()
     found = {
         Channel(r.name): ChannelState(
@@ -62,9 +62,19 @@ async def switch(
     expected_back_at: datetime | None = None,
     actor: Principal,
 ) -> ChannelState:
-    if not actor.may(Permission.SWITCH_CHANNELS):
-        raise Forbidden("Vous n'avez pas le droit de changer l'état des services.")
     now = rt.now()
+    if not actor.may(Permission.SWITCH_CHANNELS):
+        async with rt.db.transaction() as conn:
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                channel="backoffice",
+                purpose="channel_switch",
+                result="refused",
+                detail={"channel": channel.value},
+            )
+        raise Forbidden("Vous n'avez pas le droit de changer l'état des services.")
     values = {
         "open": open_,
         "reason": reason,

@@ -22,7 +22,13 @@ from rempart.db.upsert import upsert
 from rempart.domain.care import PROFESSION_DOMAINS, CareDomain
 from rempart.domain.channels import Channel
 from rempart.domain.coverage import Contract, Guarantee
-from rempart.domain.errors import FieldError, Forbidden, InvalidFields, NotAuthenticated
+from rempart.domain.errors import (
+    ChannelClosed,
+    FieldError,
+    Forbidden,
+    InvalidFields,
+    NotAuthenticated,
+)
 from rempart.domain.rights import Decision, Right, Status, care_date_problem, decide
 from rempart.domain.roles import Permission
 from rempart.security.principal import Principal
@@ -51,6 +57,18 @@ class RightsAnswer:
     valid_until: date | None
 
 
+async def _refuse(rt: Runtime, actor: Principal, channel: Channel, reason: str) -> None:
+    async with rt.db.transaction() as conn:
+        await record_refusal(
+            conn,
+            principal=actor,
+            channel=channel.value,
+            purpose="rights_check",
+            reason=reason,
+            now=rt.now(),
+        )
+
+
 def new_engagement_number() -> str:
     """'E' + 26 base32 characters: 128 random bits, unguessable, easy to read aloud."""
     return "E" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
@@ -59,10 +77,14 @@ def new_engagement_number() -> str:
 async def check_rights(
     rt: Runtime, query: RightsQuery, *, actor: Principal, channel: Channel
 ) -> RightsAnswer:
-    await channels.ensure_open(rt, channel)
+    now, today = rt.now(), rt.today()
+    try:
+        await channels.ensure_open(rt, channel)
+    except ChannelClosed:
+        await _refuse(rt, actor, channel, "channel_closed")
+        raise
     if actor.structure_id is None or actor.profession is None:
         raise NotAuthenticated("Seul un professionnel de santé peut vérifier des droits.")
-    now, today = rt.now(), rt.today()
     problem = care_date_problem(query.care_date, today, past_days_max=CARE_DATE_PAST_DAYS_MAX)
     if problem:
         raise InvalidFields([FieldError("care_date", problem)])
@@ -70,15 +92,7 @@ async def check_rights(
         not actor.may(Permission.CHECK_RIGHTS)
         or query.domain not in PROFESSION_DOMAINS[actor.profession]
     ):
-        async with rt.db.transaction() as conn:
-            await record_refusal(
-                conn,
-                principal=actor,
-                channel=channel.value,
-                purpose="rights_check",
-                reason="domain_not_allowed",
-                now=now,
-            )
+        await _refuse(rt, actor, channel, "domain_not_allowed")
         raise Forbidden(
             f"Le domaine {query.domain.value} ({query.domain.label}) ne fait pas partie "
             f"de ceux que votre profession ({actor.profession.label}) peut facturer.",

@@ -27,7 +27,7 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     rt = runtime(request)
     try:
-        async with rt.db.transaction() as conn:
+        async with rt.db.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         return json_response({"status": "unavailable", "database": "down"}, status=503)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from rempart.access import Card
 from rempart.domain.channels import Channel
-from rempart.domain.errors import NotAuthenticated
+from rempart.domain.errors import NotAuthenticated, RempartError
 from rempart.domain.identifiers import parse_nir
 from rempart.security.principal import Principal
 from rempart.services import auth
@@ -27,6 +27,12 @@ from rempart.web.deps import api_principal, json_response, require_json, runtime
 router = APIRouter()
 
 
+class UnsupportedGrantType(RempartError):
+    code = "unsupported_grant_type"  # RFC 6749 §5.2
+    status = 400
+    title = "Type d'autorisation non pris en charge"
+
+
 @router.post(
     "/oauth/token",
     response_model=TokenOut,
@@ -41,7 +47,7 @@ async def token(
     client_secret: Annotated[str | None, Form()] = None,
 ) -> Response:
     if grant_type != "client_credentials":
-        raise NotAuthenticated("Seul grant_type=client_credentials est accepté.")
+        raise UnsupportedGrantType("Seul grant_type=client_credentials est accepté.")
     basic = _basic(request.headers.get("authorization", ""))
     if basic is not None:
         client_id, client_secret = basic
@@ -63,9 +69,11 @@ def _basic(header: str) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
-        client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+        client_id, colon, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except ValueError:
         raise NotAuthenticated("En-tête Basic illisible.") from None
+    if not colon:
+        raise NotAuthenticated("En-tête Basic illisible (client_id:client_secret attendu).")
     return client_id, secret
 
 
