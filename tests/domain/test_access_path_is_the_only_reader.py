@@ -11,8 +11,13 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "rempart"
+_PERSONAL = r"(nir|adherent|birth_date|last_name|first_name)_enc"
 READS = re.compile(
-    r"beneficiary\.c\.(nir|adherent|birth_date|last_name|first_name)_enc|\.decrypt\(\s*\"beneficiary\""
+    rf"beneficiary\.c\.{_PERSONAL}"  # a column of the Core table
+    r"|\.decrypt\(\s*\"beneficiary\""  # decrypting one of its values
+    r"|select\(\s*beneficiary\s*[,)]"  # the whole table
+    rf"|SELECT[^\"']*\b{_PERSONAL}"  # text SQL
+    rf"|\[\s*[\"']{_PERSONAL}[\"']\s*\]"  # row["nir_enc"]
 )
 ALLOWED = {SRC / "access.py"}
 
@@ -35,4 +40,8 @@ def test_only_access_reads_personal_columns() -> None:
 def test_the_pattern_catches_a_read() -> None:
     assert READS.search("select(beneficiary.c.nir_enc).where(...)")
     assert READS.search('keys.decrypt("beneficiary", "nir", row.id, row.nir_enc)')
+    assert READS.search("rows = await conn.execute(select(beneficiary))")
+    assert READS.search('text("SELECT id, nir_enc FROM beneficiary")')
+    assert READS.search('row["last_name_enc"]')
     assert not READS.search('"nir_enc": enc("beneficiary", "nir", row_id, r.nir.value),')
+    assert not READS.search("select(beneficiary.c.id, beneficiary.c.card_bi)")

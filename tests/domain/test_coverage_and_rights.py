@@ -1,6 +1,8 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rempart.domain.care import PROFESSION_DOMAINS, CareDomain, Profession, may_check
 from rempart.domain.coverage import Contract, Formula, Guarantee, Period
@@ -143,3 +145,47 @@ def test_every_profession_checks_at_least_one_domain_and_pharmacy_only_phar() ->
     assert all(PROFESSION_DOMAINS[p] for p in Profession)
     assert PROFESSION_DOMAINS[Profession.PHARMACY] == {CareDomain.PHAR}
     assert not may_check(Profession.OPTICIAN, CareDomain.PHAR)
+
+
+days = st.integers(0, 3000).map(lambda n: date(2022, 1, 1) + timedelta(days=n))
+
+
+@given(
+    start=days,
+    length=st.one_of(st.none(), st.integers(0, 1500)),
+    care=days,
+    g_start=days,
+    g_length=st.integers(0, 1500),
+    window=st.integers(0, 60),
+    domain=st.sampled_from(list(CareDomain)),
+)
+def test_decide_properties(
+    start: date,
+    length: int | None,
+    care: date,
+    g_start: date,
+    g_length: int,
+    window: int,
+    domain: CareDomain,
+) -> None:
+    right = Right(start, None if length is None else start + timedelta(days=length))
+    g = Guarantee(
+        CareDomain.PHAR,
+        Formula.PCT_BRSS,
+        rate_pct=100,
+        valid_from=g_start,
+        valid_to=g_start + timedelta(days=g_length),
+    )
+    contract = Contract("C", "C", (g,))
+    d = decide(right, contract, domain, care, engagement_days=window)
+    in_force = right.open_on(care) and domain is CareDomain.PHAR and g.applies_on(care)
+    assert (d.status is Status.COVERED) == in_force
+    assert d.status is not Status.UNKNOWN
+    if d.status is Status.COVERED:
+        assert d.valid_until is not None
+        assert care <= d.valid_until <= care + timedelta(days=window)
+        assert d.valid_until <= g.valid_to
+        assert right.valid_to is None or d.valid_until <= right.valid_to
+    else:
+        assert d.valid_until is None and d.guarantee is None
+    assert decide(None, contract, domain, care, engagement_days=window).status is Status.UNKNOWN

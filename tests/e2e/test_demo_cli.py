@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rempart.services.demo import STRUCTURES
+
 RempartBin = str(Path(sys.executable).with_name("rempart"))
 
 
@@ -214,21 +216,41 @@ def test_every_card_is_covered_then_api_rights_switched_off(demo: dict) -> None:
 
 def test_no_personal_data_in_logs_or_database_file(demo: dict) -> None:  # type: ignore[type-arg]
     data: Path = demo["data"]  # type: ignore[assignment]
-    values = set()
-    for path in (data / "demo").glob("beneficiaires-*.csv"):
-        for row in csv.DictReader(path.read_text(encoding="utf-8").splitlines(), delimiter=";"):
-            values.add(row["nir"])
-            values.add(f"{row['nir'][:1]} {row['nir'][1:3]} {row['nir'][3:5]}")  # spaced forms too
-            values.add(row["last_name"] + ";" + row["first_name"])
-    # a failing rights check that carries a NIR must not put it in the log either
-    nir = next(iter(v for v in values if len(v) == 15))
-    httpx.post(
-        f"{demo['base']}/api/v1/rights-checks",
-        json={"nir": nir},
-        headers={"Authorization": "Bearer x"},
-    )
+    rows = [
+        row
+        for path in (data / "demo").glob("beneficiaires-*.csv")
+        for row in csv.DictReader(path.read_text(encoding="utf-8").splitlines(), delimiter=";")
+    ]
+    nirs = {r["nir"] for r in rows}
+    spaced = {f"{n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}" for n in nirs}
+    names = {r["last_name"] + " " + r["first_name"] for r in rows} | {
+        r["first_name"] + " " + r["last_name"] for r in rows
+    }
+    # Requests that carry a NIR through every path: a valid one, a wrong key, an unknown card.
+    client = json.loads((demo["fx"] / "clients.json").read_text())[0]  # type: ignore[operator]
+    token = _token(demo["base"], client)  # type: ignore[arg-type]
+    person = rows[0]
+    for nir in (person["nir"], person["nir"][:-2] + "00", next(iter(spaced))):
+        httpx.post(
+            f"{demo['base']}/api/v1/rights-checks",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "amc_number": "900000001",
+                "adherent_number": person["adherent_number"],
+                "birth_date": person["birth_date"],
+                "rank": int(person["rank"]),
+                "nir": nir,
+                "domain": "PHAR",
+                "care_date": time.strftime("%Y-%m-%d"),
+            },
+        )
     logs = demo["log"].read_text() + "".join(demo["outputs"])  # type: ignore[union-attr,arg-type]
-    assert "http.request" in logs  # the server did log
-    assert [v for v in values if len(v) == 15 and v in logs] == []
+    assert "route=/api/v1/rights-checks status=422" in logs  # the wrong key was logged, as a code
+    assert [n for n in nirs | spaced if n in logs] == []
+    assert [n for n in names if n in logs] == []
+    assert person["nir"][:-2] + "00" not in logs
     raw = b"".join(p.read_bytes() for p in data.glob("rempart.db*"))
-    assert [v for v in values if len(v) == 15 and v.encode() in raw] == []
+    assert [n for n in nirs if n.encode() in raw] == []
+    public = " ".join(name for _, name, _ in STRUCTURES)  # trade names, in clear by design
+    last_names = {r["last_name"] for r in rows if r["last_name"] not in public}
+    assert [n for n in last_names if len(n) > 5 and n.encode() in raw] == []

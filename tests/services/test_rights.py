@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from rempart.access import Card
 from rempart.db.tables import audit_event, care_relationship, engagement

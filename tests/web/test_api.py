@@ -75,6 +75,26 @@ async def test_wrong_secret_is_401_and_audited(api: Api) -> None:
     ]
 
 
+@pytest.mark.parametrize("client_id", ["oops-this-is-my-secret-9f8e7d6c5b4a", ""])
+async def test_a_refused_token_request_never_stores_what_was_typed(
+    api: Api, client_id: str
+) -> None:
+    r = await api.http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x"},
+    )
+    assert r.status_code == 401
+    async with api.rt.db.transaction() as conn:
+        labels = (await conn.execute(select(audit_event.c.actor_label))).scalars().all()
+    assert client_id not in labels or not client_id
+    assert "(client inconnu)" in labels or not client_id
+
+
+async def test_wrong_grant_type_is_400(api: Api) -> None:
+    r = await api.http.post("/oauth/token", data={"grant_type": "password"})
+    assert_problem(r, 400, "unsupported_grant_type")
+
+
 async def test_every_card_is_covered_and_answers_have_the_same_keys(api: Api) -> None:
     token = await api.token()
     auth = {"Authorization": f"Bearer {token}"}

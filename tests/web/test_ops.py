@@ -65,10 +65,42 @@ async def test_pages_are_french_with_security_headers(api: Api) -> None:
     assert "<script>" not in home.text
 
 
-async def test_errors_never_carry_a_stack_trace(api: Api) -> None:
+async def test_an_internal_error_is_a_problem_without_stack_trace_or_sql(api: Api) -> None:
+    from sqlalchemy import text
+
+    token = await api.token()
+    async with api.rt.db.transaction() as conn:  # rolled back with the test
+        await conn.execute(text("ALTER TABLE engagement RENAME TO engagement_gone"))
+    app = create_app(api.rt.settings, runtime=api.rt)
+    # as a server would: Starlette answers 500, then re-raises for the server to log it
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+        r = await http.post(
+            "/api/v1/rights-checks",
+            json=api.body(api.persons[0]),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "internal_error"
+    for leak in ("Traceback", "engagement", "INSERT", "sqlalchemy", "asyncpg"):
+        assert leak not in r.text
+
+
+async def test_chunked_body_over_the_limit_is_413(api: Api) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b" " * 100_000
+
     r = await api.http.post(
         "/api/v1/rights-checks",
-        content=b"\x00\xff",
+        content=chunks(),
         headers={"content-type": "application/json", "authorization": "Bearer x"},
     )
-    assert "Traceback" not in r.text
+    assert r.status_code == 413
+    assert r.json()["code"] == "body_too_large"
+
+
+async def test_framework_errors_speak_french(api: Api) -> None:
+    r = await api.http.delete("/api/v1/rights-checks")
+    assert (r.status_code, r.json()["detail"]) == (405, "Méthode non autorisée pour cette adresse.")

@@ -38,6 +38,8 @@ from rempart.services.registry import (
 from rempart.services.runtime import Runtime
 
 DEMO_MARKER = "demo_seed"
+# Ages are drawn relative to a fixed day, so that a seed gives the same people on any day.
+BIRTHS_RELATIVE_TO = date(2026, 1, 1)
 CANARIES_PER_OCAM = 3
 BENCH_QUOTA = 1_000_000_000
 
@@ -175,11 +177,11 @@ async def seed(
     per_ocam[0] += beneficiaries - sum(per_ocam)
     done = 0
     for k, ((amc, _name), count) in enumerate(zip(dd.OCAMS, per_ocam, strict=True)):
-        people = _people(rng, count, today, start_adherent=k * 10**8)
+        people = _people(rng, count, BIRTHS_RELATIVE_TO, start_adherent=k * 10**8)
         # Canaries: synthetic families of their own, open rights, never in cards.csv.
         canaries = [
             {
-                **_people(rng, 1, today, start_adherent=k * 10**8 + 9 * 10**7 + j)[0],
+                **_people(rng, 1, BIRTHS_RELATIVE_TO, start_adherent=k * 10**8 + 9 * 10**7 + j)[0],
                 "valid_to": None,
             }
             for j in range(CANARIES_PER_OCAM)

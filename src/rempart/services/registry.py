@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,12 +62,23 @@ def _checked(field: str, parse: object, value: str, errors: list[FieldError]) ->
     return out.value if hasattr(out, "value") else str(out)
 
 
+NAME_CHARS_MAX = 200
+
+
+def _name_ok(field: str, value: str, errors: list[FieldError]) -> None:
+    if not value.strip():
+        errors.append(FieldError(field, "obligatoire"))
+    elif len(value) > NAME_CHARS_MAX:
+        errors.append(FieldError(field, f"{NAME_CHARS_MAX} caractères au plus"))
+
+
 async def create_ocam(
     rt: Runtime, *, amc_number: str, name: str, actor: Principal, ocam_id: UUID | None = None
 ) -> UUID:
     _need(actor, Permission.MANAGE_REGISTRY)
     errors: list[FieldError] = []
     number = _checked("amc_number", parse_amc_number, amc_number, errors)
+    _name_ok("name", name, errors)
     if errors:
         raise InvalidFields(errors)
     new_id = ocam_id or uuid.uuid4()
@@ -148,6 +158,7 @@ async def create_structure(
     plus the cooling-off period; the demo seeds details already past it)."""
     _need(actor, Permission.MANAGE_REGISTRY)
     errors: list[FieldError] = []
+    _name_ok("name", name, errors)
     finess = _checked("finess", parse_finess, finess, errors) if finess else None
     siret = _checked("siret", parse_siret, siret, errors) if siret else None
     rpps = _checked("rpps", parse_rpps, rpps, errors) if rpps else None
@@ -333,7 +344,3 @@ async def _audit_change(
         subject_kind=kind,
         subject_id=subject,
     )
-
-
-def contract_codes(rows: Sequence[Any]) -> set[str]:
-    return {r.code for r in rows}

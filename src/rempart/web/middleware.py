@@ -64,22 +64,27 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status_holder = [500]
         length = _content_length(scope)
-        if length is not None and length > self.body_bytes_max:
-            await _too_large(send, self.body_bytes_max)
-            return
-
         received = 0
+        too_large = length is not None and length > self.body_bytes_max
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.body_bytes_max:
+                    # The framework turns any error while reading the body into its own 400;
+                    # remember why, and answer 413 in its place (send_with_headers).
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def send_with_headers(message: Message) -> None:
+            if too_large:
+                if message["type"] == "http.response.start":
+                    status_holder[0] = 413
+                    await _too_large(send, self.body_bytes_max)
+                return
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 headers = list(message.get("headers", []))
@@ -92,10 +97,15 @@ class EdgeMiddleware:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            if too_large:  # announced by Content-Length: no need to read it
+                status_holder[0] = 413
+                await _too_large(send, self.body_bytes_max)
+            else:
+                await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
-            await _too_large(send, self.body_bytes_max)
-            status_holder[0] = 413
+            if status_holder[0] != 413:
+                status_holder[0] = 413
+                await _too_large(send, self.body_bytes_max)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_label(scope)

@@ -148,12 +148,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        detail = (
-            exc.detail
-            if isinstance(exc.detail, str) and exc.status_code != 404
-            else ("Cette ressource n'existe pas." if exc.status_code == 404 else str(exc.detail))
+        code = {404: "not_found", 405: "method_not_allowed", 400: "malformed_body"}.get(
+            exc.status_code, "http_error"
         )
+        detail = {  # the framework's own messages are English: ours are French
+            404: "Cette ressource n'existe pas.",
+            405: "Méthode non autorisée pour cette adresse.",
+            400: "Corps de requête illisible.",
+        }.get(exc.status_code, _STATUS_TITLES.get(exc.status_code, "Erreur"))
         return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
