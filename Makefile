@@ -17,16 +17,16 @@ demo: setup ## Seed a demo database (SQLite, ./var) and serve the portal on http
 
 .PHONY: test
 test: setup ## Every check: ruff, mypy, import contracts, pytest (PostgreSQL started by the tests)
-	$(UV) ruff check src tests bench
-	$(UV) ruff format --check src tests bench
+	$(UV) ruff check src tests bench examples
+	$(UV) ruff format --check src tests bench examples
 	$(UV) mypy
 	$(UV) lint-imports
 	$(UV) pytest --doctest-modules src/rempart/domain tests --cov --cov-report=term:skip-covered -p no:cacheprovider
 
 .PHONY: lint
 lint: ## ruff (fixing what it can) and mypy
-	$(UV) ruff check --fix src tests bench
-	$(UV) ruff format src tests bench
+	$(UV) ruff check --fix src tests bench examples
+	$(UV) ruff format src tests bench examples
 	$(UV) mypy
 
 .PHONY: bench

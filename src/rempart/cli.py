@@ -47,6 +47,8 @@ channel_app = typer.Typer(help="Ouvrir ou fermer un service (kill switch).", no_
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(channel_app, name="channel")
+audit_app = typer.Typer(help="Journal d'audit infalsifiable.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 ActorOpt = Annotated[
     str | None,
@@ -265,6 +267,65 @@ def channel_status() -> None:
     for s in states.values():
         table.add_row(s.channel.value, "ouvert" if s.open else "[red]fermé[/red]", s.reason or "")
     console.print(table)
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sceller maintenant les lignes en attente (arbre de Merkle signé)."""
+    from rempart.services import audit_log
+
+    done = _run(audit_log.checkpoint_all)
+    if not done:
+        console.print("Rien à sceller.")
+    for cp in done:
+        console.print(
+            f"Scellé : {cp.sealed_rows} lignes, arbre de {cp.tree_size} feuilles, "
+            f"racine {cp.root_hash.hex()[:16]}…"
+        )
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Vérifier chaque point de contrôle et chaque ligne scellée."""
+    from rempart.services import audit_log
+
+    report = _run(audit_log.verify)
+    for problem in report.problems[:100]:
+        err.print(f"[red]✗[/red] {problem}")
+    if len(report.problems) > 100:
+        err.print(f"… et {len(report.problems) - 100} autres problèmes")
+    console.print(
+        f"{report.rows} lignes et {report.checkpoints} points de contrôle vérifiés : "
+        + (
+            "[green]intègre[/green]"
+            if report.ok
+            else f"[red]{len(report.problems)} problème(s)[/red]"
+        )
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    event_id: Annotated[str, typer.Argument(help="Identifiant de l'événement.")],
+) -> None:
+    """Preuve d'inclusion d'un événement, vérifiable avec la seule clé publique (JSON)."""
+    import json
+    from uuid import UUID
+
+    from rempart.services import audit_log
+
+    try:
+        eid = UUID(event_id)
+    except ValueError:
+        err.print("[red]Identifiant d'événement invalide.[/red]")
+        raise typer.Exit(2) from None
+    proof = _run(lambda rt: audit_log.prove(rt, eid))
+    print(json.dumps(proof.as_dict(), indent=2, ensure_ascii=False))
 
 
 # -- serve, worker, demo -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +255,27 @@ def test_no_personal_data_in_logs_or_database_file(demo: dict) -> None:  # type:
     public = " ".join(name for _, name, _ in STRUCTURES)  # trade names, in clear by design
     last_names = {r["last_name"] for r in rows if r["last_name"] not in public}
     assert [n for n in last_names if len(n) > 5 and n.encode() in raw] == []
+
+
+def test_audit_commands_seal_verify_and_prove(demo: dict) -> None:  # type: ignore[type-arg]
+    env = demo["env"]
+    sealed = _cli(env, "audit", "checkpoint")  # type: ignore[arg-type]
+    assert (
+        "Scellé" in sealed.stdout or "Rien à sceller" in sealed.stdout
+    )  # the server's worker may have sealed
+    verified = _cli(env, "audit", "verify")  # type: ignore[arg-type]
+    assert "intègre" in verified.stdout
+    import sqlite3
+
+    with sqlite3.connect(demo["data"] / "rempart.db") as db:  # type: ignore[operator]
+        (event_hex,) = db.execute(
+            "SELECT id FROM audit_event WHERE leaf_index IS NOT NULL LIMIT 1"
+        ).fetchone()
+    proof = _cli(env, "audit", "prove", str(uuid.UUID(hex=event_hex)))  # type: ignore[arg-type]
+    path = demo["root"] / "proof.json"  # type: ignore[operator]
+    path.write_text(proof.stdout)
+    example = Path(__file__).resolve().parents[2] / "examples" / "verify_audit_proof.py"
+    ok = subprocess.run(
+        [sys.executable, str(example), str(path)], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0, ok.stdout

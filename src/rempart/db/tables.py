@@ -8,6 +8,7 @@ clear. Queries live next to the services that use them, never commit, and are Co
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -280,9 +281,22 @@ audit_event = Table(
     Column("categories", String(200), nullable=False, server_default=""),
     Column("result", String(20), nullable=False),
     Column("detail", Text),
-    Column("leaf_index", Integer, unique=True),  # assigned by the checkpointer
+    Column("leaf_index", BigInteger, unique=True),  # assigned by the checkpointer
+    Column("leaf_hash", LargeBinary(32)),  # SHA-256(0x00 ‖ canonical row), set when sealed
     Index("ix_audit_event_subject", "subject_id"),
     Index("ix_audit_event_actor_at", "actor_id", "at"),
+)
+
+# Signed tree heads (RFC 9162 style) over the audit rows' leaf hashes, one per checkpoint.
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("frontier", LargeBinary, nullable=False),  # right-edge subtree roots, to append
+    Column("signed_at", UtcDateTime(), nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
 )
 
 # -- channel switches ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import delete
 
 from rempart.db.tables import api_token
+from rempart.services import audit_log
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.worker")
@@ -28,7 +29,16 @@ async def purge_expired_tokens(rt: Runtime) -> int:
     return result.rowcount or 0
 
 
-JOBS: tuple[tuple[str, Job], ...] = (("purge_expired_tokens", purge_expired_tokens),)
+async def seal_audit_log(rt: Runtime) -> int:
+    """Seal pending audit rows into the signed Merkle tree (DESIGN §4.6: at least every 60 s;
+    the loop runs every few seconds)."""
+    return sum(cp.sealed_rows for cp in await audit_log.checkpoint_all(rt))
+
+
+JOBS: tuple[tuple[str, Job], ...] = (
+    ("purge_expired_tokens", purge_expired_tokens),
+    ("seal_audit_log", seal_audit_log),
+)
 
 
 async def run_once(rt: Runtime) -> dict[str, int]:

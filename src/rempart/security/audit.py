@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -58,3 +58,44 @@ async def record(conn: AsyncConnection, **fields: Any) -> UUID:
     values = row(**fields)
     await conn.execute(audit_event.insert().values(**values))
     return values["id"]  # type: ignore[no-any-return]
+
+
+# -- sealing: the bytes a leaf commits to ------------------------------------------------------
+
+LEAF_FIELDS = (
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "structure_id",
+    "ocam_id",
+    "channel",
+    "purpose",
+    "subject_kind",
+    "subject_id",
+    "categories",
+    "result",
+    "detail",
+    "leaf_index",
+)
+
+
+def leaf_data(row: Any) -> bytes:
+    """Canonical JSON of an audit row, its leaf index included (so that moving a row to
+    another position changes its leaf). Anyone can recompute it from the row's values."""
+    values = {}
+    for name in LEAF_FIELDS:
+        v = getattr(row, name) if not isinstance(row, dict) else row[name]
+        if isinstance(v, datetime):
+            v = v.astimezone(UTC).isoformat(timespec="microseconds")
+        elif isinstance(v, UUID):
+            v = str(v)
+        values[name] = v
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def tree_head_message(tree_size: int, root_hash: bytes, signed_at: datetime) -> bytes:
+    """What the Ed25519 signature of a checkpoint covers."""
+    at = signed_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return f"rempart-audit-tree-head:v1\n{tree_size}\n{root_hash.hex()}\n{at}".encode()

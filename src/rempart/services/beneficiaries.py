@@ -26,6 +26,7 @@ from typing import IO, Any
 from uuid import UUID
 
 from sqlalchemy import and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import beneficiary, beneficiary_import, contract, import_seen
@@ -456,6 +457,10 @@ class _Run:
                     raise FileFormatError(
                         "le fichier ne contient aucun bénéficiaire ; import annulé"
                     )
+                if self.rt.db.dialect == "postgresql":
+                    # import_seen was filled inside this transaction: without statistics the
+                    # planner turns the anti-join of the closing step into a nested loop
+                    await conn.execute(sql("ANALYZE import_seen"))
                 for r in await imp.duplicates():
                     self.reject(r)
                 if s.rows_rejected:
