@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     care_relationship_days: int = 90
     engagement_validity_days: int = 15
 
+    # Distinct-beneficiary ceilings: {"pharmacy": [300, 600], …} overrides the defaults of
+    # domain.quotas; answers past the soft ceiling wait this long (API clients).
+    quota_ceilings: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    quota_slowdown_seconds: float = 1.0
+
     # Beneficiary imports: a file that would close more than this share of an OCAM's open
     # rights is refused unless the operator passes --accept-closures.
     import_closure_ratio_max: float = 0.2

@@ -222,6 +222,7 @@ api_client = Table(
     Column("quota_hard", Integer),
     _created(),
     Column("revoked_at", UtcDateTime()),
+    Column("contained_at", UtcDateTime()),  # automatic containment: no token, no reads
 )
 
 api_token = Table(
@@ -297,6 +298,63 @@ audit_checkpoint = Table(
     Column("signed_at", UtcDateTime(), nullable=False),
     Column("public_key", LargeBinary(32), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
+)
+
+# -- distinct-subject quotas and containment (DESIGN §4.4) ----------------------------------
+
+# One row per (day, principal, card touched): the exact distinct count, and the scope index of
+# an incident. principal_kind: client | account | structure. subject_bi: the card's blind index
+# (unknown cards count too, and are scoped too).
+subject_touch = Table(
+    "subject_touch",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("principal_kind", String(10), primary_key=True),
+    Column("principal_id", Uuid, primary_key=True),
+    Column("subject_bi", LargeBinary(16), primary_key=True),
+)
+
+quota_count = Table(
+    "quota_count",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("principal_kind", String(10), primary_key=True),
+    Column("principal_id", Uuid, primary_key=True),
+    Column("distinct_subjects", Integer, nullable=False),
+)
+
+security_alert = Table(
+    "security_alert",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "kind", String(30), nullable=False
+    ),  # soft_quota | hard_quota | canary | structure_quota
+    Column("principal_kind", String(10), nullable=False),
+    Column("principal_id", Uuid, nullable=False),
+    Column("structure_id", Uuid),
+    Column("day", Date, nullable=False),
+    Column("opened_at", UtcDateTime(), nullable=False),
+    Column("detail", Text),
+    Column("closed_at", UtcDateTime()),
+    UniqueConstraint(
+        "kind", "principal_kind", "principal_id", "day", name="uq_security_alert_once"
+    ),
+)
+
+containment = Table(
+    "containment",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("principal_kind", String(10), nullable=False),
+    Column("principal_id", Uuid, nullable=False, index=True),
+    Column("alert_id", Uuid, ForeignKey("security_alert.id"), nullable=False),
+    Column("reason", String(30), nullable=False),
+    Column("opened_at", UtcDateTime(), nullable=False),
+    Column("lift_requested_by", String(100)),
+    Column("lift_requested_at", UtcDateTime()),
+    Column("lifted_by", String(100)),
+    Column("lifted_at", UtcDateTime()),
 )
 
 # -- channel switches ------------------------------------------------------------------------

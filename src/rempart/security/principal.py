@@ -25,6 +25,9 @@ class Principal:
     structure_id: UUID | None = None
     profession: Profession | None = None
     ocam_id: UUID | None = None
+    # the principal's own distinct-subject ceilings (client, else structure), None: defaults
+    quota_soft: int | None = None
+    quota_hard: int | None = None
 
     def may(self, permission: Permission) -> bool:
         # The system actor (a shell on the server) is trusted by construction: it already

@@ -58,6 +58,8 @@ def _client_principal(row: Any) -> Principal:
         Role.API_CLIENT,
         structure_id=row.structure_id,
         profession=Profession(row.profession),
+        quota_soft=row.quota_soft if row.quota_soft is not None else row.s_quota_soft,
+        quota_hard=row.quota_hard if row.quota_hard is not None else row.s_quota_hard,
     )
 
 
@@ -67,7 +69,12 @@ _CLIENT_COLUMNS = (
     api_client.c.secret_hash,
     api_client.c.structure_id,
     api_client.c.revoked_at,
+    api_client.c.contained_at,
+    api_client.c.quota_soft,
+    api_client.c.quota_hard,
     structure.c.profession,
+    structure.c.quota_soft.label("s_quota_soft"),
+    structure.c.quota_hard.label("s_quota_hard"),
 )
 
 
@@ -83,7 +90,7 @@ async def find_client(conn: AsyncConnection, client_id: str) -> Any:
 def secret_matches(keys: KeyRing, client: Any, secret: str) -> bool:
     expected = client.secret_hash if client is not None else b"\0" * 32
     ok = hmac.compare_digest(expected, secret_hash(keys, secret))
-    return ok and client is not None and client.revoked_at is None
+    return ok and client is not None and client.revoked_at is None and client.contained_at is None
 
 
 async def store_token(
@@ -117,6 +124,10 @@ class PrincipalCache:
             return None
         return hit[1]
 
+    def clear(self) -> None:
+        """After a containment in this process: no cached principal outlives it here."""
+        self._entries.clear()
+
     def put(self, key: bytes, principal: Principal) -> None:
         if self.ttl_seconds <= 0:
             return
@@ -141,6 +152,8 @@ async def principal_for_token(
     )
     row = (await conn.execute(q)).first()
     if row is None or row.t_revoked is not None or row.revoked_at is not None:
+        return None
+    if row.contained_at is not None:  # reads frozen even if a token escaped revocation
         return None
     if row.expires_at <= now:
         return None

@@ -9,12 +9,15 @@ number and a care relationship. The answer has the same keys for the three statu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.access import Card, read_rights, record_refusal
 from rempart.db.tables import care_relationship, engagement
@@ -29,10 +32,12 @@ from rempart.domain.errors import (
     InvalidFields,
     NotAuthenticated,
 )
+from rempart.domain.quotas import STRUCTURE_FACTOR, Verdict, ceiling_for, verdict
 from rempart.domain.rights import Decision, Right, Status, care_date_problem, decide
 from rempart.domain.roles import Permission
-from rempart.security.principal import Principal
-from rempart.security.pseudonyms import fingerprint
+from rempart.security import quotas
+from rempart.security.principal import ActorKind, Principal
+from rempart.security.pseudonyms import card_index, fingerprint
 from rempart.services import channels
 from rempart.services.runtime import Runtime
 
@@ -55,6 +60,131 @@ class RightsAnswer:
     guarantee: Guarantee | None
     engagement_number: str | None
     valid_until: date | None
+
+
+class Contained(Forbidden):
+    code = "contained"
+    title = "Accès suspendu"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Cet accès est suspendu par mesure de sécurité. Contactez l'opérateur pour le rétablir."
+        )
+
+
+async def _count_subject(
+    rt: Runtime, conn: AsyncConnection, actor: Principal, subject: bytes, today: date
+) -> Verdict:
+    """Count this card for the principal and its structure; alert on the soft ceilings."""
+    if actor.id is None or actor.structure_id is None or actor.profession is None:
+        return Verdict.WITHIN
+    dialect = rt.db.dialect
+    ceiling = ceiling_for(
+        actor.profession,
+        overrides=rt.settings.quota_ceilings,
+        soft=actor.quota_soft,
+        hard=actor.quota_hard,
+    )
+    n = await quotas.touch(
+        conn, dialect, day=today, kind=actor.kind.value, principal_id=actor.id, subject_bi=subject
+    )
+    total = await quotas.touch(
+        conn,
+        dialect,
+        day=today,
+        kind="structure",
+        principal_id=actor.structure_id,
+        subject_bi=subject,
+    )
+    if total is not None and total == STRUCTURE_FACTOR * ceiling.hard + 1:
+        await quotas.open_alert(
+            conn,
+            dialect,
+            kind="structure_quota",
+            principal=actor,
+            principal_kind="structure",
+            principal_id=actor.structure_id,
+            day=today,
+            now=rt.now(),
+            detail={"distinct_subjects": total},
+        )
+    seen = verdict(new_count=n, ceiling=ceiling)
+    if seen is Verdict.SOFT_CROSSED:
+        await quotas.open_alert(
+            conn,
+            dialect,
+            kind="soft_quota",
+            principal=actor,
+            principal_kind=actor.kind.value,
+            principal_id=actor.id,
+            day=today,
+            now=rt.now(),
+            detail={"distinct_subjects": n, "soft": ceiling.soft},
+        )
+    return seen
+
+
+async def _contain(
+    rt: Runtime, conn: AsyncConnection, actor: Principal, reason: str, today: date
+) -> None:
+    assert actor.id is not None
+    n = await quotas.count(conn, day=today, kind=actor.kind.value, principal_id=actor.id)
+    await quotas.contain(
+        conn,
+        rt.db.dialect,
+        principal=actor,
+        reason=reason,
+        day=today,
+        now=rt.now(),
+        detail={"distinct_subjects": n},
+    )
+
+
+async def _engage(
+    rt: Runtime,
+    conn: AsyncConnection,
+    actor: Principal,
+    query: RightsQuery,
+    beneficiary_id: UUID,
+    decision: Decision,
+    verification_id: UUID,
+) -> str:
+    """An engagement number, and the care relationship that lets this PS bill the person."""
+    assert decision.valid_until is not None
+    now = rt.now()
+    number = new_engagement_number()
+    await conn.execute(
+        engagement.insert().values(
+            id=uuid.uuid4(),
+            number=number,
+            structure_id=actor.structure_id,
+            beneficiary_id=beneficiary_id,
+            verification_id=verification_id,
+            domain=query.domain.value,
+            care_date=query.care_date,
+            valid_until=decision.valid_until,
+            fingerprint=fingerprint(
+                rt.keys, actor.structure_id, beneficiary_id, query.domain, query.care_date
+            ),
+            created_at=now,
+        )
+    )
+    expires = now + timedelta(days=rt.settings.care_relationship_days)
+    await conn.execute(
+        upsert(
+            rt.db.dialect,
+            care_relationship,
+            {
+                "structure_id": actor.structure_id,
+                "beneficiary_id": beneficiary_id,
+                "opened_at": now,
+                "expires_at": expires,
+            },
+            keys=["structure_id", "beneficiary_id"],
+            update={"expires_at": expires},
+        )
+    )
+    return number
 
 
 async def _refuse(rt: Runtime, actor: Principal, channel: Channel, reason: str) -> None:
@@ -110,57 +240,50 @@ async def check_rights(
 
     verification_id = uuid.uuid4()
     number = None
+    card = query.card
+    subject = card_index(rt.keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
+    contained = False
     async with rt.db.transaction() as conn:
-        read = await read_rights(
-            conn,
-            rt.keys,
-            principal=actor,
-            card=query.card,
-            domain=query.domain,
-            decide=decide_for,
-            channel=channel.value,
-            now=now,
-            verification_id=verification_id,
-        )
-        decision = read.decision
-        if decision.status is Status.COVERED and read.beneficiary_id is not None:
-            assert decision.valid_until is not None
-            number = new_engagement_number()
-            await conn.execute(
-                engagement.insert().values(
-                    id=uuid.uuid4(),
-                    number=number,
-                    structure_id=actor.structure_id,
-                    beneficiary_id=read.beneficiary_id,
-                    verification_id=verification_id,
-                    domain=query.domain.value,
-                    care_date=query.care_date,
-                    valid_until=decision.valid_until,
-                    fingerprint=fingerprint(
-                        rt.keys,
-                        actor.structure_id,
-                        read.beneficiary_id,
-                        query.domain,
-                        query.care_date,
-                    ),
-                    created_at=now,
-                )
+        seen = await _count_subject(rt, conn, actor, subject, today)
+        if seen is Verdict.CONTAIN:
+            await _contain(rt, conn, actor, "hard_quota", today)
+            await record_refusal(
+                conn,
+                principal=actor,
+                channel=channel.value,
+                purpose="rights_check",
+                reason="contained",
+                now=now,
             )
-            expires = now + timedelta(days=rt.settings.care_relationship_days)
-            await conn.execute(
-                upsert(
-                    rt.db.dialect,
-                    care_relationship,
-                    {
-                        "structure_id": actor.structure_id,
-                        "beneficiary_id": read.beneficiary_id,
-                        "opened_at": now,
-                        "expires_at": expires,
-                    },
-                    keys=["structure_id", "beneficiary_id"],
-                    update={"expires_at": expires},
-                )
+            contained = True
+        else:
+            read = await read_rights(
+                conn,
+                rt.keys,
+                principal=actor,
+                card=card,
+                domain=query.domain,
+                decide=decide_for,
+                channel=channel.value,
+                now=now,
+                verification_id=verification_id,
             )
+            decision = read.decision
+            if read.is_canary:  # no legitimate flow reaches a canary: contain, answer as usual
+                await _contain(rt, conn, actor, "canary", today)
+            if decision.status is Status.COVERED and read.beneficiary_id is not None:
+                number = await _engage(
+                    rt, conn, actor, query, read.beneficiary_id, decision, verification_id
+                )
+    if contained:
+        rt.principals.clear()
+        raise Contained()
+    if read.is_canary:
+        rt.principals.clear()
+    elif seen in (Verdict.SOFT_CROSSED, Verdict.SLOW) and actor.kind is ActorKind.CLIENT:
+        await asyncio.sleep(
+            rt.settings.quota_slowdown_seconds
+        )  # a scraper still meets the hard ceiling
     return RightsAnswer(
         verification_id,
         decision.status,
