@@ -49,6 +49,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(channel_app, name="channel")
 audit_app = typer.Typer(help="Journal d'audit infalsifiable.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+security_app = typer.Typer(help="Alertes et confinements.", no_args_is_help=True)
+app.add_typer(security_app, name="security")
 
 ActorOpt = Annotated[
     str | None,
@@ -326,6 +328,77 @@ def audit_prove(
         raise typer.Exit(2) from None
     proof = _run(lambda rt: audit_log.prove(rt, eid))
     print(json.dumps(proof.as_dict(), indent=2, ensure_ascii=False))
+
+
+# -- security ----------------------------------------------------------------------------------
+
+
+def _uuid(value: str, what: str) -> Any:
+    from uuid import UUID
+
+    try:
+        return UUID(value)
+    except ValueError:
+        err.print(f"[red]{what} invalide.[/red]")
+        raise typer.Exit(2) from None
+
+
+@security_app.command("alerts")
+def security_alerts(actor: ActorOpt = None) -> None:
+    """Les alertes de sécurité, les plus récentes d'abord."""
+    from rempart.services import security_ops
+
+    async def body(rt: Runtime) -> Any:
+        return await security_ops.alerts(rt, actor=await _actor(rt, actor))
+
+    table = Table("Alerte", "Type", "Principal", "Structure", "Ouverte le", "Détail")
+    for a in _run(body):
+        table.add_row(
+            str(a.id),
+            a.kind,
+            f"{a.principal_kind} {a.principal_id}",
+            str(a.structure_id or ""),
+            a.opened_at.isoformat(timespec="seconds"),
+            a.detail or "",
+        )
+    console.print(table)
+
+
+@security_app.command("touched")
+def security_touched(alert_id: Annotated[str, typer.Argument()], actor: ActorOpt = None) -> None:
+    """Les bénéficiaires touchés par le principal d'une alerte, ce jour-là."""
+    from rempart.services import security_ops
+
+    aid = _uuid(alert_id, "Identifiant d'alerte")
+
+    async def body(rt: Runtime) -> Any:
+        return await security_ops.touched(rt, aid, actor=await _actor(rt, actor))
+
+    result = _run(body)
+    for bid in result.beneficiary_ids:
+        print(bid)
+    err.print(
+        f"{len(result.beneficiary_ids)} bénéficiaires, "
+        f"{result.unknown_cards} cartes inconnues (essais)"
+    )
+
+
+@security_app.command("lift")
+def security_lift(containment_id: Annotated[str, typer.Argument()], actor: ActorOpt = None) -> None:
+    """Lever un confinement : demandé par un agent sécurité, validé par un second."""
+    from rempart.services import security_ops
+
+    cid = _uuid(containment_id, "Identifiant de confinement")
+
+    async def body(rt: Runtime) -> Any:
+        return await security_ops.lift(rt, cid, actor=await _actor(rt, actor))
+
+    outcome = _run(body)
+    console.print(
+        "Levée demandée : un second agent sécurité doit la valider."
+        if outcome == "requested"
+        else "Confinement levé : le client peut obtenir un nouveau jeton."
+    )
 
 
 # -- serve, worker, demo -----------------------------------------------------------------------

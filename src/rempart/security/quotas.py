@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
@@ -55,6 +55,30 @@ async def touch(
         set_={"distinct_subjects": quota_count.c.distinct_subjects + 1},
     ).returning(quota_count.c.distinct_subjects)
     return int((await conn.execute(stmt)).scalar_one())
+
+
+async def untouch(
+    conn: AsyncConnection, *, day: date, kind: str, principal_id: UUID, subject_bi: bytes
+) -> None:
+    """Take back a touch that was refused before any read: the scope is what was read."""
+    deleted = await conn.execute(
+        delete(subject_touch).where(
+            subject_touch.c.day == day,
+            subject_touch.c.principal_kind == kind,
+            subject_touch.c.principal_id == principal_id,
+            subject_touch.c.subject_bi == subject_bi,
+        )
+    )
+    if deleted.rowcount:
+        await conn.execute(
+            update(quota_count)
+            .where(
+                quota_count.c.day == day,
+                quota_count.c.principal_kind == kind,
+                quota_count.c.principal_id == principal_id,
+            )
+            .values(distinct_subjects=quota_count.c.distinct_subjects - 1)
+        )
 
 
 async def count(conn: AsyncConnection, *, day: date, kind: str, principal_id: UUID) -> int:

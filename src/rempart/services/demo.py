@@ -61,6 +61,7 @@ OPERATORS = (
     ("paiements.durand", Role.PAYMENTS, "Hugo Durand"),
     ("paiements.leroy", Role.PAYMENTS, "Inès Leroy"),
     ("securite.bernard", Role.SECURITY, "Paul Bernard"),
+    ("securite.moreau", Role.SECURITY, "Zoé Moreau"),  # a second pair of eyes for lifts
     ("admin.petit", Role.ADMIN, "Léa Petit"),
 )
 

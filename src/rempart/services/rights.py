@@ -74,10 +74,11 @@ class Contained(Forbidden):
 
 async def _count_subject(
     rt: Runtime, conn: AsyncConnection, actor: Principal, subject: bytes, today: date
-) -> Verdict:
-    """Count this card for the principal and its structure; alert on the soft ceilings."""
+) -> tuple[Verdict, bool]:
+    """Count this card for the principal and its structure; alert on the soft ceilings.
+    Returns the verdict and whether the structure touched this card for the first time."""
     if actor.id is None or actor.structure_id is None or actor.profession is None:
-        return Verdict.WITHIN
+        return Verdict.WITHIN, False
     dialect = rt.db.dialect
     ceiling = ceiling_for(
         actor.profession,
@@ -121,7 +122,7 @@ async def _count_subject(
             now=rt.now(),
             detail={"distinct_subjects": n, "soft": ceiling.soft},
         )
-    return seen
+    return seen, total is not None
 
 
 async def _contain(
@@ -244,8 +245,17 @@ async def check_rights(
     subject = card_index(rt.keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
     contained = False
     async with rt.db.transaction() as conn:
-        seen = await _count_subject(rt, conn, actor, subject, today)
+        seen, structure_new = await _count_subject(rt, conn, actor, subject, today)
         if seen is Verdict.CONTAIN:
+            assert actor.id is not None
+            assert actor.structure_id is not None
+            touched = [(actor.kind.value, actor.id)]
+            if structure_new:  # only take back the structure's touch if this request made it
+                touched.append(("structure", actor.structure_id))
+            for kind, pid in touched:
+                await quotas.untouch(
+                    conn, day=today, kind=kind, principal_id=pid, subject_bi=subject
+                )
             await _contain(rt, conn, actor, "hard_quota", today)
             await record_refusal(
                 conn,
