@@ -33,6 +33,14 @@ lint: ## ruff (fixing what it can) and mypy
 bench: setup ## Benchmarks (minutes): demo seeding and beneficiary import at scale, on SQLite and PostgreSQL
 	$(UV) python bench/seed_import.py
 
+.PHONY: bench-rights
+bench-rights: setup ## Rights checks on PostgreSQL with 1,000,000 beneficiaries (wrk, c = 1, 8, 32, 64)
+	$(UV) python bench/rights_check.py
+
+.PHONY: bench-compare
+bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
+	bench/compare.sh
+
 .PHONY: clean
 clean: ## Remove the local data dir and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -238,3 +238,28 @@ async def test_a_security_officer_sees_whom_it_touched_and_two_lift_it(world) ->
     assert await attack.token(thief.client) is None  # still contained
     assert await security_ops.lift(rt, cid, actor=two) == "lifted"
     assert await attack.token(thief.client) is not None
+
+
+async def test_an_edited_audit_row_fails_verify_naming_it(world) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from rempart.db.tables import audit_event
+    from rempart.services import audit_log
+
+    rt, attack = world
+    pro = await f.professional(rt, seed=35, name="Pharmacie Témoin")
+    token = await attack.token(pro.client)
+    answers = [
+        await attack.check(token, p.card(attack.insurer.amc_number)) for p in attack.persons[:5]
+    ]
+    await audit_log.checkpoint_all(rt)
+    assert (await audit_log.verify(rt)).ok
+    target = answers[2].json()["verification_id"]
+    async with rt.db.transaction() as conn:  # an insider hides one read of a person
+        await conn.execute(
+            update(audit_event).where(audit_event.c.id == target).values(subject_id=None)
+        )
+    report = await audit_log.verify(rt)
+    report_line = next(p for p in report.problems if target in p)
+    sys.__stderr__.write(f"\n[red-team] (f) edited audit row: verify says «{report_line}»\n")  # type: ignore[union-attr]
+    assert "modifié" in report_line
