@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from uuid import UUID
 
+from rempart.domain.beneficiary_file import COLUMNS
 from rempart.domain.care import Profession
 from rempart.security.principal import system
 from rempart.services import demo_data as dd
@@ -30,17 +31,7 @@ from rempart.services.runtime import Runtime
 
 _SENSITIVE: dict[str, str] = {}  # value -> kind
 ACTOR = system("tests")
-HEADER = [
-    "adherent_number",
-    "rank",
-    "nir",
-    "birth_date",
-    "last_name",
-    "first_name",
-    "contract_code",
-    "valid_from",
-    "valid_to",
-]
+HEADER = list(COLUMNS)  # the beneficiary file's required columns, in the documented order
 
 
 def sensitive(kind: str, value: str) -> str:

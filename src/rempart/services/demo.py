@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from rempart.db.tables import beneficiary, ocam, setting
+from rempart.domain.beneficiary_file import COLUMNS
 from rempart.domain.care import Profession
 from rempart.domain.roles import Role
 from rempart.security.principal import Principal, system
@@ -92,19 +93,7 @@ async def is_demo_database(rt: Runtime) -> bool | None:
 def _write_file(path: Path, rows: list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=";")
-        w.writerow(
-            [
-                "adherent_number",
-                "rank",
-                "nir",
-                "birth_date",
-                "last_name",
-                "first_name",
-                "contract_code",
-                "valid_from",
-                "valid_to",
-            ]
-        )
+        w.writerow(COLUMNS)
         w.writerows(rows)
 
 

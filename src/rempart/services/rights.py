@@ -205,10 +205,8 @@ def new_engagement_number() -> str:
     return "E" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
-async def check_rights(
-    rt: Runtime, query: RightsQuery, *, actor: Principal, channel: Channel
-) -> RightsAnswer:
-    now, today = rt.now(), rt.today()
+async def _admit(rt: Runtime, query: RightsQuery, actor: Principal, channel: Channel) -> None:
+    """The checks made before anything is looked up; each refusal is audited."""
     try:
         await channels.ensure_open(rt, channel)
     except ChannelClosed:
@@ -216,7 +214,7 @@ async def check_rights(
         raise
     if actor.structure_id is None or actor.profession is None:
         raise NotAuthenticated("Seul un professionnel de santé peut vérifier des droits.")
-    problem = care_date_problem(query.care_date, today, past_days_max=CARE_DATE_PAST_DAYS_MAX)
+    problem = care_date_problem(query.care_date, rt.today(), past_days_max=CARE_DATE_PAST_DAYS_MAX)
     if problem:
         raise InvalidFields([FieldError("care_date", problem)])
     if (
@@ -229,6 +227,43 @@ async def check_rights(
             f"de ceux que votre profession ({actor.profession.label}) peut facturer.",
             errors=[FieldError("domain", "domaine non autorisé pour votre profession")],
         )
+
+
+async def _refuse_over_ceiling(
+    rt: Runtime,
+    conn: AsyncConnection,
+    actor: Principal,
+    subject: bytes,
+    *,
+    structure_new: bool,
+    channel: Channel,
+) -> None:
+    """Past the hard ceiling: nothing is read, so the touch is taken back (the scope of an
+    incident is what was read), and the principal is contained."""
+    assert actor.id is not None
+    assert actor.structure_id is not None
+    today = rt.today()
+    touched = [(actor.kind.value, actor.id)]
+    if structure_new:  # only take back the structure's touch if this request made it
+        touched.append(("structure", actor.structure_id))
+    for kind, pid in touched:
+        await quotas.untouch(conn, day=today, kind=kind, principal_id=pid, subject_bi=subject)
+    await _contain(rt, conn, actor, "hard_quota", today)
+    await record_refusal(
+        conn,
+        principal=actor,
+        channel=channel.value,
+        purpose="rights_check",
+        reason="contained",
+        now=rt.now(),
+    )
+
+
+async def check_rights(
+    rt: Runtime, query: RightsQuery, *, actor: Principal, channel: Channel
+) -> RightsAnswer:
+    await _admit(rt, query, actor, channel)
+    now, today = rt.now(), rt.today()
 
     def decide_for(right: Right | None, contract: Contract | None) -> Decision:
         return decide(
@@ -243,30 +278,9 @@ async def check_rights(
     number = None
     card = query.card
     subject = card_index(rt.keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
-    contained = False
     async with rt.db.transaction() as conn:
         seen, structure_new = await _count_subject(rt, conn, actor, subject, today)
-        if seen is Verdict.CONTAIN:
-            assert actor.id is not None
-            assert actor.structure_id is not None
-            touched = [(actor.kind.value, actor.id)]
-            if structure_new:  # only take back the structure's touch if this request made it
-                touched.append(("structure", actor.structure_id))
-            for kind, pid in touched:
-                await quotas.untouch(
-                    conn, day=today, kind=kind, principal_id=pid, subject_bi=subject
-                )
-            await _contain(rt, conn, actor, "hard_quota", today)
-            await record_refusal(
-                conn,
-                principal=actor,
-                channel=channel.value,
-                purpose="rights_check",
-                reason="contained",
-                now=now,
-            )
-            contained = True
-        else:
+        if seen is not Verdict.CONTAIN:
             read = await read_rights(
                 conn,
                 rt.keys,
@@ -285,15 +299,17 @@ async def check_rights(
                 number = await _engage(
                     rt, conn, actor, query, read.beneficiary_id, decision, verification_id
                 )
-    if contained:
-        rt.principals.clear()
+        else:
+            await _refuse_over_ceiling(
+                rt, conn, actor, subject, structure_new=structure_new, channel=channel
+            )
+    if seen is Verdict.CONTAIN or read.is_canary:
+        rt.principals.clear()  # nothing cached in this process outlives the containment
+    if seen is Verdict.CONTAIN:
         raise Contained()
-    if read.is_canary:
-        rt.principals.clear()
-    elif seen in (Verdict.SOFT_CROSSED, Verdict.SLOW) and actor.kind is ActorKind.CLIENT:
-        await asyncio.sleep(
-            rt.settings.quota_slowdown_seconds
-        )  # a scraper still meets the hard ceiling
+    if seen in (Verdict.SOFT_CROSSED, Verdict.SLOW) and actor.kind is ActorKind.CLIENT:
+        # past the soft ceiling answers slow down: a scraper still meets the hard ceiling
+        await asyncio.sleep(rt.settings.quota_slowdown_seconds)
     return RightsAnswer(
         verification_id,
         decision.status,
