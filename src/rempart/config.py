@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     principal_cache_seconds: float = 2.0  # DESIGN §4.8: revocation holds within seconds
     channel_cache_seconds: float = 1.0
 
+    # Rate limits in front of authentication (GCRA, per client IP): token requests, and
+    # requests with a bad bearer token.
+    token_requests_per_ip_per_s: float = 2.0
+    token_requests_per_ip_burst: int = 60
+    bad_tokens_per_ip_per_s: float = 2.0
+    bad_tokens_per_ip_burst: int = 60
+
     # Rights checks.
     care_relationship_days: int = 90
     engagement_validity_days: int = 15

@@ -263,3 +263,50 @@ async def test_an_edited_audit_row_fails_verify_naming_it(world) -> None:  # typ
     report_line = next(p for p in report.problems if target in p)
     sys.__stderr__.write(f"\n[red-team] (f) edited audit row: verify says «{report_line}»\n")  # type: ignore[union-attr]
     assert "modifié" in report_line
+
+
+async def test_brute_force_on_tokens_is_rate_limited_per_ip(world) -> None:  # type: ignore[no-untyped-def]
+    rt, attack = world
+    rt.settings.token_requests_per_ip_per_s, rt.settings.token_requests_per_ip_burst = 1.0, 30
+    pro = await f.professional(rt, seed=36, name="Pharmacie Ciblée")
+    codes = []
+    for i in range(40):  # guessing secrets as fast as possible from one address
+        r = await attack.http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": pro.client.client_id,
+                "client_secret": f"guess-{i}",
+            },
+        )
+        codes.append(r.status_code)
+    assert codes[:31] == [401] * 31  # the request plus a burst of 30
+    assert set(codes[31:]) == {429}
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.json()["code"] == "rate_limited"
+    report("(g) secret guessing from one address", 0, None)
+    app = create_app(rt.settings, runtime=rt)
+    elsewhere = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+    async with httpx.AsyncClient(transport=elsewhere, base_url="http://localhost") as other:
+        ok = await other.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": pro.client.client_id,
+                "client_secret": pro.client.client_secret,
+            },
+        )
+    assert ok.status_code == 200  # the practice's own software, from its own address, still works
+
+
+async def test_a_flood_of_bad_bearer_tokens_is_rate_limited(world) -> None:  # type: ignore[no-untyped-def]
+    rt, attack = world
+    rt.settings.bad_tokens_per_ip_per_s, rt.settings.bad_tokens_per_ip_burst = 1.0, 30
+    codes = [
+        (
+            await attack.check(f"forged-{i}", attack.persons[0].card(attack.insurer.amc_number))
+        ).status_code
+        for i in range(35)
+    ]
+    assert codes[:31] == [401] * 31
+    assert set(codes[31:]) == {429}

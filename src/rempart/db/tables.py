@@ -357,6 +357,14 @@ containment = Table(
     Column("lifted_at", UtcDateTime()),
 )
 
+# GCRA state of the rate limits in front of authentication, shared by every worker.
+rate_limit = Table(
+    "rate_limit",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("tat", UtcDateTime(), nullable=False),
+)
+
 # -- channel switches ------------------------------------------------------------------------
 
 channel_state = Table(

@@ -85,6 +85,16 @@ class ChannelClosed(RempartError):
         super().__init__(message)
 
 
+class TooManyRequests(RempartError):
+    code = "rate_limited"
+    status = 429
+    title = "Trop de requêtes"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"Trop de tentatives : réessayez dans {retry_after_seconds} s.")
+
+
 class FourEyesViolation(RempartError):
     code = "four_eyes"
     status = 403

@@ -2,21 +2,41 @@
 
 Every refused attempt is audited (DESIGN: "every refusal is logged"): a refused token request
 with the client it named when that client exists (never what was typed, which may be a secret
-in the wrong field), a refused bearer token as "(jeton invalide)". Rate limits in front of
-both come with the exfiltration issue.
+in the wrong field), a refused bearer token as "(jeton invalide)".
+
+In front of both, per client IP and shared by every worker (GCRA in the database): token
+requests, and requests whose bearer token fails. Past the limit the answer is 429 with
+``Retry-After``, logged, without a database write beyond the limiter's own row.
 """
 
 from __future__ import annotations
 
-from rempart.domain.errors import NotAuthenticated
-from rempart.security import audit, tokens
+import structlog
+
+from rempart.domain.errors import NotAuthenticated, TooManyRequests
+from rempart.security import audit, ratelimit, tokens
 from rempart.security.principal import ActorKind, Principal
 from rempart.services.runtime import Runtime
 
+log = structlog.get_logger("rempart.auth")
 _INVALID = "Identifiants du client invalides."
 
 
-async def issue_token(rt: Runtime, client_id: str, client_secret: str) -> tokens.IssuedToken:
+async def _limit(rt: Runtime, key: str, rate_per_s: float, burst: int) -> None:
+    async with rt.db.transaction() as conn:
+        d = await ratelimit.hit(
+            conn, rt.db.dialect, key, now=rt.now(), rate_per_s=rate_per_s, burst=burst
+        )
+    if not d.allowed:
+        log.warning("auth.rate_limited", key=key.split(":", 1)[0])
+        raise TooManyRequests(d.retry_after_seconds)
+
+
+async def issue_token(
+    rt: Runtime, client_id: str, client_secret: str, *, ip: str = "unknown"
+) -> tokens.IssuedToken:
+    s = rt.settings
+    await _limit(rt, f"token:{ip}", s.token_requests_per_ip_per_s, s.token_requests_per_ip_burst)
     now = rt.now()
     async with rt.db.transaction() as conn:
         client = await tokens.find_client(conn, client_id[:64])
@@ -40,13 +60,15 @@ async def issue_token(rt: Runtime, client_id: str, client_secret: str) -> tokens
     raise NotAuthenticated(_INVALID)
 
 
-async def authenticate(rt: Runtime, token: str) -> Principal:
+async def authenticate(rt: Runtime, token: str, *, ip: str = "unknown") -> Principal:
     now = rt.now()
     async with rt.db.read() as conn:  # the primary: a revocation must hold at once
         principal = await tokens.principal_for_token(
             conn, rt.keys, token, now=now, cache=rt.principals
         )
     if principal is None:
+        s = rt.settings
+        await _limit(rt, f"bad-token:{ip}", s.bad_tokens_per_ip_per_s, s.bad_tokens_per_ip_burst)
         async with rt.db.transaction() as conn:
             await audit.record(
                 conn,

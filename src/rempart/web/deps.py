@@ -27,7 +27,11 @@ async def api_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("Jeton d'accès manquant (en-tête Authorization: Bearer …).")
-    return await auth.authenticate(runtime(request), token.strip())
+    return await auth.authenticate(runtime(request), token.strip(), ip=client_ip(request))
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def require_json(request: Request) -> None:

@@ -17,7 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from rempart.domain.errors import ChannelClosed, FieldError, NotAuthenticated, RempartError
+from rempart.domain.errors import (
+    ChannelClosed,
+    FieldError,
+    NotAuthenticated,
+    RempartError,
+    TooManyRequests,
+)
 
 log = structlog.get_logger("rempart.web")
 
@@ -123,7 +129,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RempartError)
     async def _rempart(request: Request, exc: RempartError) -> Response:
         headers: dict[str, str] = {}
-        if isinstance(exc, ChannelClosed):
+        if isinstance(exc, ChannelClosed | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after_seconds)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="rempart"'

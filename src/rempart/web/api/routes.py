@@ -22,7 +22,7 @@ from rempart.web.api.schemas import (
     TokenOut,
     problem_responses,
 )
-from rempart.web.deps import api_principal, json_response, require_json, runtime
+from rempart.web.deps import api_principal, client_ip, json_response, require_json, runtime
 
 router = APIRouter()
 
@@ -38,7 +38,7 @@ class UnsupportedGrantType(RempartError):
     response_model=TokenOut,
     tags=["Authentification"],
     summary="Obtenir un jeton d'accès (client credentials)",
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401, 422, 429),
 )
 async def token(
     request: Request,
@@ -53,7 +53,9 @@ async def token(
         client_id, client_secret = basic
     if not client_id or not client_secret:
         raise NotAuthenticated("client_id et client_secret sont obligatoires.")
-    issued = await auth.issue_token(runtime(request), client_id, client_secret)
+    issued = await auth.issue_token(
+        runtime(request), client_id, client_secret, ip=client_ip(request)
+    )
     return json_response(
         {
             "access_token": issued.access_token,
@@ -96,7 +98,7 @@ def coverage_out(answer: RightsAnswer) -> CoverageOut | None:
     tags=["Droits"],
     summary="Vérifier les droits d'un patient présent",
     dependencies=[Depends(require_json)],
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
 async def rights_check(
     body: RightsCheckIn,
