@@ -162,7 +162,8 @@ async def read_rights(
         verification_id,
         found.id if found is not None else None,
         found.ocam_id if found is not None else None,
-        bool(found is not None and found.is_canary),
+        # a canary's card used at all, even with a wrong NIR, is a tripwire
+        bool(subject is not None and subject.is_canary),
     )
 
 
