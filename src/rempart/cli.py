@@ -383,6 +383,27 @@ def security_touched(alert_id: Annotated[str, typer.Argument()], actor: ActorOpt
     )
 
 
+@security_app.command("identify")
+def security_identify(
+    engagement_number: Annotated[
+        str, typer.Argument(help="Numéro d'engagement trouvé dans une fuite.")
+    ],
+    actor: ActorOpt = None,
+) -> None:
+    """Quel client API a reçu ce numéro d'engagement de canari (identifie l'accès qui a fui)."""
+    from rempart.services import security_ops
+
+    async def body(rt: Runtime) -> Any:
+        return await security_ops.identify(rt, engagement_number, actor=await _actor(rt, actor))
+
+    found = _run(body)
+    if not found:
+        console.print("Ce numéro n'est pas un numéro de canari émis par Rempart.")
+        raise typer.Exit(1)
+    for client_id in found:
+        console.print(f"Émis au client API {client_id}")
+
+
 @security_app.command("lift")
 def security_lift(containment_id: Annotated[str, typer.Argument()], actor: ActorOpt = None) -> None:
     """Lever un confinement : demandé par un agent sécurité, validé par un second."""

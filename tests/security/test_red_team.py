@@ -310,3 +310,56 @@ async def test_a_flood_of_bad_bearer_tokens_is_rate_limited(world) -> None:  # t
     ]
     assert codes[:31] == [401] * 31
     assert set(codes[31:]) == {429}
+
+
+async def test_a_canary_engagement_in_a_dump_names_the_credential(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import delete, update
+
+    from rempart.db.tables import beneficiary, engagement
+    from rempart.domain.roles import Role
+    from rempart.security.pseudonyms import card_index
+    from rempart.services import security_ops
+    from rempart.services.registry import create_account, operator_principal
+
+    rt, attack = world
+    canary = attack.persons[7]
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            update(beneficiary)
+            .where(
+                beneficiary.c.card_bi
+                == card_index(
+                    rt.keys, attack.insurer.amc_number, canary.adherent_number, canary.birth_date, 1
+                )
+            )
+            .values(is_canary=True)
+        )
+    leaker = await f.professional(rt, seed=37, name="Pharmacie Fuite")
+    honest = await f.professional(rt, seed=38, name="Pharmacie Honnête")
+    answer = (
+        await attack.check(
+            await attack.token(leaker.client), canary.card(attack.insurer.amc_number)
+        )
+    ).json()
+    normal = (
+        await attack.check(
+            await attack.token(honest.client), attack.persons[0].card(attack.insurer.amc_number)
+        )
+    ).json()
+    number = answer["engagement_number"]
+    assert len(number) == len(normal["engagement_number"]) and number.startswith(
+        "E"
+    )  # looks like any other
+    async with rt.db.transaction() as conn:  # the attacker wiped the engagement table
+        await conn.execute(delete(engagement))
+    await create_account(
+        rt,
+        username="sec.trois",
+        display_name="x",
+        email="x@op.example",
+        role=Role.SECURITY,
+        actor=f.ACTOR,
+    )
+    officer = await operator_principal(rt, "sec.trois")
+    assert await security_ops.identify(rt, number, actor=officer) == [leaker.client.client_id]
+    assert await security_ops.identify(rt, normal["engagement_number"], actor=officer) == []

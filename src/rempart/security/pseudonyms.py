@@ -7,6 +7,7 @@ finds the same person. The card index needs every element a card and a present p
 
 from __future__ import annotations
 
+import base64
 from datetime import date
 
 from rempart.security.keys import KeyRing
@@ -30,6 +31,14 @@ def nir_index(keys: KeyRing, nir: str) -> bytes:
 
 def iban_index(keys: KeyRing, iban: str) -> bytes:
     return keys.blind_index("iban", iban)
+
+
+def canary_engagement_number(keys: KeyRing, principal_id: object, beneficiary_id: object) -> str:
+    """The engagement number a principal gets for a canary: it looks like any other (E + 26
+    base32 characters) but is a keyed mark of (principal, canary), so a number found in a dump
+    names the credential that read it (``rempart security identify``)."""
+    mark = keys.blind_index("canary-mark", f"{principal_id}|{beneficiary_id}")
+    return "E" + base64.b32encode(mark).decode().rstrip("=")
 
 
 def fingerprint(keys: KeyRing, *parts: object) -> bytes:

@@ -37,7 +37,7 @@ from rempart.domain.rights import Decision, Right, Status, care_date_problem, de
 from rempart.domain.roles import Permission
 from rempart.security import quotas
 from rempart.security.principal import ActorKind, Principal
-from rempart.security.pseudonyms import card_index, fingerprint
+from rempart.security.pseudonyms import canary_engagement_number, card_index, fingerprint
 from rempart.services import channels
 from rempart.services.runtime import Runtime
 
@@ -149,11 +149,17 @@ async def _engage(
     beneficiary_id: UUID,
     decision: Decision,
     verification_id: UUID,
+    *,
+    canary: bool,
 ) -> str:
     """An engagement number, and the care relationship that lets this PS bill the person."""
     assert decision.valid_until is not None
     now = rt.now()
-    number = new_engagement_number()
+    number = (
+        canary_engagement_number(rt.keys, actor.id, beneficiary_id)
+        if canary
+        else new_engagement_number()
+    )
     await conn.execute(
         engagement.insert().values(
             id=uuid.uuid4(),
@@ -297,7 +303,14 @@ async def check_rights(
                 await _contain(rt, conn, actor, "canary", today)
             if decision.status is Status.COVERED and read.beneficiary_id is not None:
                 number = await _engage(
-                    rt, conn, actor, query, read.beneficiary_id, decision, verification_id
+                    rt,
+                    conn,
+                    actor,
+                    query,
+                    read.beneficiary_id,
+                    decision,
+                    verification_id,
+                    canary=read.is_canary,
                 )
         else:
             await _refuse_over_ceiling(

@@ -15,6 +15,7 @@ from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFou
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import ActorKind, Principal
+from rempart.security.pseudonyms import canary_engagement_number
 from rempart.services.runtime import Runtime
 
 
@@ -157,4 +158,27 @@ async def _audit(
         result=result,
         subject_kind="containment",
         subject_id=containment_id,
+    )
+
+
+async def identify(rt: Runtime, engagement_number: str, *, actor: Principal) -> list[str]:
+    """Which API client(s) a canary engagement number found in a dump was issued to. Works from
+    the keys alone (the canaries and the clients), even if the engagement rows are gone."""
+    _need(actor)
+    async with rt.db.read() as conn:
+        canaries = (
+            (await conn.execute(select(beneficiary.c.id).where(beneficiary.c.is_canary)))
+            .scalars()
+            .all()
+        )
+        clients = (await conn.execute(select(api_client.c.id, api_client.c.client_id))).all()
+        await audit.record(
+            conn, at=rt.now(), actor=actor, channel="cli", purpose="canary_identify", result="ok"
+        )
+    number = engagement_number.strip().upper()
+    return sorted(
+        c.client_id
+        for c in clients
+        for b in canaries
+        if canary_engagement_number(rt.keys, c.id, b) == number
     )
