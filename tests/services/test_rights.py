@@ -266,3 +266,15 @@ async def test_a_canary_card_with_a_wrong_nir_still_trips_containment(world: Wor
     answer = await world.check(world.card(p, nir=world.persons[0].nir))
     assert answer.status is Status.UNKNOWN
     assert [r.reason for r in await _rows(world.rt, containment)] == ["canary"]
+
+
+async def test_new_bank_details_pay_after_five_business_days(rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from rempart.db.tables import bank_account
+
+    clock.now = datetime(2026, 12, 23, 15, 0, tzinfo=UTC)  # a Wednesday before Christmas
+    pro = await f.professional(rt, seed=9, name="Pharmacie Nouvelle")
+    [account] = await _rows(rt, bank_account, bank_account.c.structure_id == pro.structure_id)
+    # Thu 24, (Fri 25 holiday), Mon 28, Tue 29, Wed 30, Thu 31 → from Thursday 31 at 00:00 Paris
+    assert account.pays_from == datetime(2026, 12, 30, 23, 0, tzinfo=UTC)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
+import holidays
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +29,7 @@ from rempart.db.tables import (
     ocam,
     structure,
 )
+from rempart.domain.calendar import add_business_days
 from rempart.domain.care import Profession
 from rempart.domain.coverage import Contract
 from rempart.domain.errors import FieldError, Forbidden, InvalidFields, NotFound
@@ -43,9 +46,22 @@ from rempart.domain.roles import OPERATOR_ROLES, PS_ROLES, Permission, Role
 from rempart.security import audit, tokens
 from rempart.security.principal import ActorKind, Principal
 from rempart.security.pseudonyms import iban_index
-from rempart.services.runtime import Runtime
+from rempart.services.runtime import PARIS, Runtime
 
 INVITATION_VALIDITY = timedelta(days=7)
+IBAN_COOLING_OFF_BUSINESS_DAYS = 5  # DESIGN §5: new bank details pay after 5 business days
+
+
+def cooling_off_end(rt: Runtime, now: datetime) -> datetime:
+    """Midnight (Paris) at the start of the 5th business day after today: no transfer goes to
+    new bank details before then."""
+    today = now.astimezone(PARIS).date()
+    end = add_business_days(today, IBAN_COOLING_OFF_BUSINESS_DAYS, holidays=french_holidays(today))
+    return datetime.combine(end, time.min, tzinfo=PARIS).astimezone(UTC)
+
+
+def french_holidays(around: date) -> Container[date]:
+    return holidays.country_holidays("FR", years=range(around.year, around.year + 2))
 
 
 def _need(actor: Principal, permission: Permission) -> None:
@@ -154,8 +170,8 @@ async def create_structure(
     actor: Principal,
     structure_id: UUID | None = None,
 ) -> UUID:
-    """A PS structure, with bank details whose cooling-off ends at ``pays_from`` (default: now
-    plus the cooling-off period; the demo seeds details already past it)."""
+    """A PS structure, with bank details whose cooling-off ends at ``pays_from`` (default: five
+    French business days from today; the demo seeds details already past it)."""
     _need(actor, Permission.MANAGE_REGISTRY)
     errors: list[FieldError] = []
     _name_ok("name", name, errors)
@@ -199,7 +215,7 @@ async def create_structure(
                     bic=bic,
                     holder_enc=rt.keys.encrypt("bank_account", "holder", bank_id, bank.holder),
                     status="active",
-                    pays_from=pays_from or now + timedelta(days=7),
+                    pays_from=pays_from or cooling_off_end(rt, now),
                     key_version=v,
                     is_canary=is_canary,
                     created_at=now,
