@@ -47,8 +47,11 @@ def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> byt
 def check(proof: dict, public_key_hex: str | None = None) -> list[str]:  # type: ignore[type-arg]
     problems = []
     data = proof["leaf_data"].encode()
-    if json.loads(data).get("leaf_index") != proof["leaf_index"]:
+    row = json.loads(data)
+    if row.get("leaf_index") != proof["leaf_index"]:
         problems.append("the leaf data does not carry the leaf index of the proof")
+    if row.get("id") != proof["event_id"]:
+        problems.append("the leaf data is not the event the proof names")
     leaf = hashlib.sha256(b"\x00" + data).digest()
     path = [bytes.fromhex(h) for h in proof["audit_path"]]
     root = root_from_path(leaf, proof["leaf_index"], proof["tree_size"], path)
@@ -78,6 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.proof, encoding="utf-8") as f:
         proof = json.load(f)
+    if not args.public_key:
+        print(
+            "WARNING: no --public-key given: checking against the key inside the proof file, "
+            "which proves consistency only, not that the operator signed it"
+        )
     problems = check(proof, args.public_key)
     if problems:
         for p in problems:

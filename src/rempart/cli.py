@@ -415,11 +415,16 @@ def security_lift(containment_id: Annotated[str, typer.Argument()], actor: Actor
         return await security_ops.lift(rt, cid, actor=await _actor(rt, actor))
 
     outcome = _run(body)
-    console.print(
-        "Levée demandée : un second agent sécurité doit la valider."
-        if outcome == "requested"
-        else "Confinement levé : le client peut obtenir un nouveau jeton."
-    )
+    if outcome.status == "requested":
+        console.print("Levée demandée : un second agent sécurité doit la valider.")
+    elif outcome.status == "lifted_others_open":
+        console.print("Levée enregistrée, mais un autre confinement de ce client reste actif.")
+    else:
+        console.print(
+            "Confinement levé. Nouveau secret du client, à transmettre au cabinet par "
+            "un canal sûr (il ne sera plus affiché) :"
+        )
+        print(outcome.new_client_secret)
 
 
 # -- serve, worker, demo -----------------------------------------------------------------------

@@ -76,8 +76,9 @@ async def test_an_edited_row_is_named(rt: Runtime, clock) -> None:  # type: igno
         )
     report = await audit_log.verify(rt)
     assert not report.ok
-    assert f"événement {ids[3]} (feuille 3) modifié" in report.problems
-    assert any("racine différente" not in p for p in report.problems)
+    assert report.problems == [
+        f"événement {ids[3]} (feuille 3) modifié"
+    ]  # the stored hash names it
 
 
 async def test_an_edit_that_also_rewrites_the_leaf_hash_breaks_the_signed_root(
@@ -163,3 +164,37 @@ async def test_an_unsealed_event_has_no_proof_yet(rt: Runtime, clock) -> None:  
     [event_id] = await _events(rt, 1, clock)
     with pytest.raises(NotFound):
         await audit_log.prove(rt, event_id)
+
+
+async def test_sealed_rows_beyond_the_last_signed_head_are_reported(rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    await _events(rt, 4, clock)
+    await audit_log.checkpoint_all(rt)
+    [extra] = await _events(rt, 1, clock)
+    async with rt.db.transaction() as conn:  # a row slipped in with the next index, unsigned
+        await conn.execute(
+            update(audit_event)
+            .where(audit_event.c.id == extra)
+            .values(leaf_index=4, leaf_hash=b"\0" * 32)
+        )
+    problems = (await audit_log.verify(rt)).problems
+    assert (
+        "feuilles 4 à 4 hors de tout point de contrôle signé (lignes ajoutées ou point de contrôle supprimé)"
+        in problems
+    )
+
+
+async def test_the_standalone_verifier_refuses_a_relabelled_proof(
+    rt: Runtime, clock, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    ids = await _events(rt, 3, clock)
+    await audit_log.checkpoint_all(rt)
+    proof = {**(await audit_log.prove(rt, ids[0])).as_dict(), "event_id": str(ids[1])}
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof))
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(path), "--public-key", audit_log.public_key(rt).hex()],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert "not the event the proof names" in r.stdout

@@ -9,6 +9,8 @@ ceiling, or on any canary, the principal is contained.
     <Verdict.SOFT_CROSSED: 'soft_crossed'>
     >>> verdict(new_count=601, ceiling=Ceiling(300, 600))
     <Verdict.CONTAIN: 'contain'>
+    >>> ceiling_for(Profession.PHARMACY, hard=50)  # a lower hard ceiling is never raised
+    Ceiling(soft=50, hard=50)
 """
 
 from __future__ import annotations
@@ -75,4 +77,5 @@ def ceiling_for(
     base = DEFAULT_CEILINGS[profession]
     if overrides and profession.value in overrides:
         base = Ceiling(*overrides[profession.value])
-    return Ceiling(soft or base.soft, max(hard or base.hard, soft or base.soft))
+    hard_ = hard or base.hard
+    return Ceiling(min(soft or base.soft, hard_), hard_)  # a lower hard ceiling always wins

@@ -81,6 +81,16 @@ async def untouch(
         )
 
 
+async def is_contained(conn: AsyncConnection, principal: Principal) -> bool:
+    """Read in the request's own transaction: a containment holds from its commit on."""
+    if principal.kind.value != "client" or principal.id is None:
+        return False
+    at = (
+        await conn.execute(select(api_client.c.contained_at).where(api_client.c.id == principal.id))
+    ).scalar()
+    return at is not None
+
+
 async def count(conn: AsyncConnection, *, day: date, kind: str, principal_id: UUID) -> int:
     n = (
         await conn.execute(

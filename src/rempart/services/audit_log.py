@@ -138,6 +138,12 @@ async def verify(rt: Runtime) -> VerifyReport:
                         f"point de contrôle {head.tree_size} : racine différente "
                         "(une ligne scellée a été modifiée, retirée ou déplacée)"
                     )
+    last_size = heads[-1].tree_size if heads else 0
+    if frontier.size > last_size:  # sealed rows no signed head covers: forged, or a lost head
+        report.problems.append(
+            f"feuilles {last_size} à {frontier.size - 1} hors de tout point de contrôle signé "
+            "(lignes ajoutées ou point de contrôle supprimé)"
+        )
     for head in pending:
         report.problems.append(
             f"point de contrôle {head.tree_size} : seules {frontier.size} feuilles subsistent "

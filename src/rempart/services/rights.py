@@ -97,7 +97,9 @@ async def _count_subject(
         principal_id=actor.structure_id,
         subject_bi=subject,
     )
-    if total is not None and total == STRUCTURE_FACTOR * ceiling.hard + 1:
+    # The structure's own threshold, the same for all its clients whatever their ceilings.
+    structure_hard = ceiling_for(actor.profession, overrides=rt.settings.quota_ceilings).hard
+    if total is not None and total > STRUCTURE_FACTOR * structure_hard:
         await quotas.open_alert(
             conn,
             dialect,
@@ -240,6 +242,7 @@ async def _refuse_over_ceiling(
     conn: AsyncConnection,
     actor: Principal,
     subject: bytes,
+    today: date,
     *,
     structure_new: bool,
     channel: Channel,
@@ -248,7 +251,6 @@ async def _refuse_over_ceiling(
     incident is what was read), and the principal is contained."""
     assert actor.id is not None
     assert actor.structure_id is not None
-    today = rt.today()
     touched = [(actor.kind.value, actor.id)]
     if structure_new:  # only take back the structure's touch if this request made it
         touched.append(("structure", actor.structure_id))
@@ -285,8 +287,24 @@ async def check_rights(
     card = query.card
     subject = card_index(rt.keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
     async with rt.db.transaction() as conn:
-        seen, structure_new = await _count_subject(rt, conn, actor, subject, today)
-        if seen is not Verdict.CONTAIN:
+        # Reads stay frozen from the containment's commit on, whatever a process still caches
+        # about the token and for people already touched today.
+        frozen = await quotas.is_contained(conn, actor)
+        seen, structure_new = (
+            (Verdict.CONTAIN, False)
+            if frozen
+            else await _count_subject(rt, conn, actor, subject, today)
+        )
+        if frozen:
+            await record_refusal(
+                conn,
+                principal=actor,
+                channel=channel.value,
+                purpose="rights_check",
+                reason="contained",
+                now=now,
+            )
+        elif seen is not Verdict.CONTAIN:
             read = await read_rights(
                 conn,
                 rt.keys,
@@ -314,7 +332,7 @@ async def check_rights(
                 )
         else:
             await _refuse_over_ceiling(
-                rt, conn, actor, subject, structure_new=structure_new, channel=channel
+                rt, conn, actor, subject, today, structure_new=structure_new, channel=channel
             )
     if seen is Verdict.CONTAIN or read.is_canary:
         rt.principals.clear()  # nothing cached in this process outlives the containment

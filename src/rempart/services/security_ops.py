@@ -10,10 +10,17 @@ from uuid import UUID
 
 from sqlalchemy import and_, func, select, update
 
-from rempart.db.tables import api_client, beneficiary, containment, security_alert, subject_touch
+from rempart.db.tables import (
+    api_client,
+    beneficiary,
+    containment,
+    quota_count,
+    security_alert,
+    subject_touch,
+)
 from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFound
 from rempart.domain.roles import Permission
-from rempart.security import audit
+from rempart.security import audit, tokens
 from rempart.security.principal import ActorKind, Principal
 from rempart.security.pseudonyms import canary_engagement_number
 from rempart.services.runtime import Runtime
@@ -106,11 +113,18 @@ async def touched(rt: Runtime, alert_id: UUID, *, actor: Principal) -> Touched:
     return Touched(list(ids), int(total) - len(ids))
 
 
-async def lift(rt: Runtime, containment_id: UUID, *, actor: Principal) -> str:
-    """First call: request the lift. Second call, by another security officer: lift it.
-    Returns ``requested`` or ``lifted``."""
+@dataclass(frozen=True, slots=True)
+class LiftOutcome:
+    status: str  # requested | lifted | lifted_others_open
+    new_client_secret: str | None = None  # shown once, to hand to the practice; stored hashed
+
+
+async def lift(rt: Runtime, containment_id: UUID, *, actor: Principal) -> LiftOutcome:
+    """First call: request the lift. Second call, by another security officer: lift it, rotate
+    the client's secret (the leaked one stops working) and restart its count for the day. While
+    another containment of the same client is open, the client stays frozen."""
     _need(actor)
-    now = rt.now()
+    now, new_secret = rt.now(), None
     async with rt.db.transaction() as conn:
         row = (
             await conn.execute(select(containment).where(containment.c.id == containment_id))
@@ -134,16 +148,41 @@ async def lift(rt: Runtime, containment_id: UUID, *, actor: Principal) -> str:
                 .where(containment.c.id == containment_id)
                 .values(lifted_by=actor.label, lifted_at=now)
             )
-            await conn.execute(
-                update(api_client)
-                .where(api_client.c.id == row.principal_id)
-                .values(contained_at=None)
-            )
-            outcome = "lifted"
+            outcome, new_secret = await _release(rt, conn, row)
         await _audit(conn, rt, actor, containment_id, outcome)
     if outcome == "refused_same_person":
         raise FourEyesViolation("La levée doit être validée par une autre personne.")
-    return outcome
+    return LiftOutcome(outcome, new_secret)
+
+
+async def _release(rt: Runtime, conn: Any, row: Any) -> tuple[str, str | None]:
+    still_open = (
+        await conn.execute(
+            select(func.count())
+            .select_from(containment)
+            .where(
+                containment.c.principal_id == row.principal_id, containment.c.lifted_at.is_(None)
+            )
+        )
+    ).scalar_one()
+    if still_open:
+        return "lifted_others_open", None
+    secret = tokens.new_secret()
+    await conn.execute(
+        update(api_client)
+        .where(api_client.c.id == row.principal_id)
+        .values(contained_at=None, secret_hash=tokens.secret_hash(rt.keys, secret))
+    )
+    await conn.execute(
+        update(quota_count)
+        .where(
+            quota_count.c.principal_kind == row.principal_kind,
+            quota_count.c.principal_id == row.principal_id,
+            quota_count.c.day == rt.today(),
+        )
+        .values(distinct_subjects=0)
+    )
+    return "lifted", secret
 
 
 async def _audit(
