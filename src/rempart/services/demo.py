@@ -26,6 +26,7 @@ from rempart.domain.beneficiary_file import COLUMNS
 from rempart.domain.care import Profession
 from rempart.domain.roles import Role
 from rempart.security.principal import Principal, system
+from rempart.security.pseudonyms import card_index
 from rempart.services import demo_data as dd
 from rempart.services.beneficiaries import import_beneficiaries
 from rempart.services.registry import (
@@ -252,8 +253,6 @@ def _card(amc: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _mark_canaries(rt: Runtime, amc: str, canaries: list[dict[str, Any]]) -> None:
-    from rempart.security.pseudonyms import card_index
-
     bis = [card_index(rt.keys, amc, p["adherent"], p["birth"], p["rank"]) for p in canaries]
     async with rt.db.transaction() as conn:
         await conn.execute(
