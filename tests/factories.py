@@ -165,3 +165,17 @@ async def professional(
     )
     client = await create_api_client(rt, structure_id=sid, name=f"LGO {name}", actor=ACTOR)
     return Professional(sid, profession, client, iban)
+
+
+async def make_canary(rt: Runtime, amc_number: str, person: Person) -> None:
+    """Mark an imported person as a canary, as the demo seeds them."""
+    from sqlalchemy import update
+
+    from rempart.db.tables import beneficiary
+    from rempart.security.pseudonyms import card_index
+
+    bi = card_index(rt.keys, amc_number, person.adherent_number, person.birth_date, person.rank)
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            update(beneficiary).where(beneficiary.c.card_bi == bi).values(is_canary=True)
+        )

@@ -168,22 +168,8 @@ async def test_a_canary_read_contains_at_once_and_the_rest_of_the_structure_keep
         amc_number=attack.insurer.amc_number,
         actor=f.ACTOR,
     )
-    from sqlalchemy import update
 
-    from rempart.db.tables import beneficiary
-    from rempart.security.pseudonyms import card_index
-
-    async with rt.db.transaction() as conn:
-        await conn.execute(
-            update(beneficiary)
-            .where(
-                beneficiary.c.card_bi
-                == card_index(
-                    rt.keys, attack.insurer.amc_number, canary.adherent_number, canary.birth_date, 1
-                )
-            )
-            .values(is_canary=True)
-        )
+    await f.make_canary(rt, attack.insurer.amc_number, canary)
     token = await attack.token(victim.client)
     other = await attack.token(colleague)
     started = time.perf_counter()
@@ -325,27 +311,16 @@ async def test_a_flood_of_bad_bearer_tokens_is_rate_limited(world) -> None:  # t
 
 
 async def test_a_canary_engagement_in_a_dump_names_the_credential(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import delete, update
+    from sqlalchemy import delete
 
-    from rempart.db.tables import beneficiary, engagement
+    from rempart.db.tables import engagement
     from rempart.domain.roles import Role
-    from rempart.security.pseudonyms import card_index
     from rempart.services import security_ops
     from rempart.services.registry import create_account, operator_principal
 
     rt, attack = world
     canary = attack.persons[7]
-    async with rt.db.transaction() as conn:
-        await conn.execute(
-            update(beneficiary)
-            .where(
-                beneficiary.c.card_bi
-                == card_index(
-                    rt.keys, attack.insurer.amc_number, canary.adherent_number, canary.birth_date, 1
-                )
-            )
-            .values(is_canary=True)
-        )
+    await f.make_canary(rt, attack.insurer.amc_number, canary)
     leaker = await f.professional(rt, seed=37, name="Pharmacie Fuite")
     honest = await f.professional(rt, seed=38, name="Pharmacie Honnête")
     answer = (

@@ -246,23 +246,11 @@ async def test_a_wrong_nir_is_audited_against_the_card_it_probed(world: World) -
 
 
 async def test_a_canary_card_with_a_wrong_nir_still_trips_containment(world: World) -> None:
-    from sqlalchemy import update
 
-    from rempart.db.tables import beneficiary, containment
-    from rempart.security.pseudonyms import card_index
+    from rempart.db.tables import containment
 
     p = world.persons[3]
-    async with world.rt.db.transaction() as conn:
-        await conn.execute(
-            update(beneficiary)
-            .where(
-                beneficiary.c.card_bi
-                == card_index(
-                    world.rt.keys, world.insurer.amc_number, p.adherent_number, p.birth_date, 1
-                )
-            )
-            .values(is_canary=True)
-        )
+    await f.make_canary(world.rt, world.insurer.amc_number, p)
     answer = await world.check(world.card(p, nir=world.persons[0].nir))
     assert answer.status is Status.UNKNOWN
     assert [r.reason for r in await _rows(world.rt, containment)] == ["canary"]
