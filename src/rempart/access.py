@@ -82,9 +82,13 @@ async def read_rights(
     channel: str,
     now: datetime,
     verification_id: UUID,
+    card_bi: bytes | None = None,
 ) -> RightsRead:
-    """Find the person by the card's full key, decide, and audit: one read, one audit row."""
-    bi = card_index(keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
+    """Find the person by the card's full key, decide, and audit: one read, one audit row.
+    ``card_bi``: the card's blind index when the caller already computed it (quota counting)."""
+    bi = card_bi or card_index(
+        keys, card.amc_number, card.adherent_number, card.birth_date, card.rank
+    )
     q = (
         select(
             beneficiary.c.id,

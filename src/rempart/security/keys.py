@@ -90,10 +90,6 @@ class KeyRing:
         except InvalidTag:
             raise DecryptionError(f"{table}.{column} of row {row_id} does not decrypt") from None
 
-    @staticmethod
-    def version_of(blob: bytes) -> int:
-        return int.from_bytes(blob[:_VERSION_BYTES], "big")
-
     # -- keyed hashes ----------------------------------------------------------------------
 
     def blind_index(self, purpose: str, value: str) -> bytes:

@@ -30,6 +30,15 @@ from rempart.security import audit
 from rempart.security.principal import Principal
 
 
+def _counter(day: date, kind: str, principal_id: UUID) -> tuple[Any, ...]:
+    """The one ``quota_count`` row of a principal and day."""
+    return (
+        quota_count.c.day == day,
+        quota_count.c.principal_kind == kind,
+        quota_count.c.principal_id == principal_id,
+    )
+
+
 async def touch(
     conn: AsyncConnection,
     dialect: str,
@@ -72,11 +81,7 @@ async def untouch(
     if deleted.rowcount:
         await conn.execute(
             update(quota_count)
-            .where(
-                quota_count.c.day == day,
-                quota_count.c.principal_kind == kind,
-                quota_count.c.principal_id == principal_id,
-            )
+            .where(*_counter(day, kind, principal_id))
             .values(distinct_subjects=quota_count.c.distinct_subjects - 1)
         )
 
@@ -94,11 +99,7 @@ async def is_contained(conn: AsyncConnection, principal: Principal) -> bool:
 async def count(conn: AsyncConnection, *, day: date, kind: str, principal_id: UUID) -> int:
     n = (
         await conn.execute(
-            select(quota_count.c.distinct_subjects).where(
-                quota_count.c.day == day,
-                quota_count.c.principal_kind == kind,
-                quota_count.c.principal_id == principal_id,
-            )
+            select(quota_count.c.distinct_subjects).where(*_counter(day, kind, principal_id))
         )
     ).scalar()
     return int(n or 0)

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -160,7 +159,3 @@ async def principal_for_token(
     principal = _client_principal(row)
     cache.put(key, principal)
     return principal
-
-
-def client_uuid(principal: Principal) -> UUID | None:
-    return principal.id if principal.kind is ActorKind.CLIENT else None

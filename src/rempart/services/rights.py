@@ -315,6 +315,7 @@ async def check_rights(
                 channel=channel.value,
                 now=now,
                 verification_id=verification_id,
+                card_bi=subject,
             )
             decision = read.decision
             if read.is_canary:  # no legitimate flow reaches a canary: contain, answer as usual

@@ -6,7 +6,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from rempart.domain.errors import MalformedBody, NotAuthenticated, RempartError
+from rempart.domain.errors import NotAuthenticated, RempartError
 from rempart.security.principal import Principal
 from rempart.services import auth
 from rempart.services.runtime import Runtime
@@ -40,7 +40,7 @@ def require_json(request: Request) -> None:
         raise UnsupportedMediaType("Le corps doit être envoyé en application/json.")
 
 
-__all__ = ["MalformedBody", "api_principal", "json_response", "require_json", "runtime"]
+__all__ = ["api_principal", "json_response", "require_json", "runtime"]
 
 
 def json_response(
