@@ -11,7 +11,7 @@ never the NIR, names or the contract number.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -120,21 +120,37 @@ async def read_rights(
         .where(beneficiary.c.card_bi == bi)
     )
     rows = (await conn.execute(q)).all()
-    found = rows[0] if rows else None
-    if (
-        found is not None
-        and card.nir is not None
-        and found.nir_bi != nir_index(keys, card.nir.value)
-    ):
-        found = None  # a NIR that does not match gets the same answer as an unknown card
-    # The audit names the person whose card was used even when the NIR did not match: someone
-    # probing a real card must be traceable to that person when an incident is scoped.
-    subject = rows[0] if rows else None
-    mismatch = subject is not None and found is None
-    right = contract_ = None
-    if found is not None:
+    seen = _Seen.of(rows, card, keys)
+    decision = decide(seen.right, seen.contract)
+    await audit.record(
+        conn, **seen.audit_fields(principal, domain, decision, channel, now, verification_id)
+    )
+    return seen.answer(decision, verification_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the card's key found: the person (``found``, None when unknown or when a NIR was
+    given that does not match) and the person whose card it is (``subject``, audited)."""
+
+    found: Any
+    subject: Any
+    right: Right | None
+    contract: Contract | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], card: Card, keys: KeyRing) -> _Seen:
+        subject = rows[0] if rows and rows[0].id is not None else None
+        found = subject
+        if (
+            found is not None
+            and card.nir is not None
+            and found.nir_bi != nir_index(keys, card.nir.value)
+        ):
+            found = None  # a NIR that does not match gets the same answer as an unknown card
+        if found is None:
+            return cls(None, subject, None, None)
         closes = [d for d in (found.valid_to, found.closed_on) if d is not None]
-        right = Right(found.valid_from, min(closes) if closes else None)
         contract_ = Contract(
             found.code,
             found.label,
@@ -142,33 +158,257 @@ async def read_rights(
             valid_from=found.c_from,
             valid_to=found.c_to,
         )
-    decision = decide(right, contract_)
-    await audit.record(
-        conn,
-        event_id=verification_id,
-        at=now,
-        actor=principal,
-        channel=channel,
-        purpose="rights_check",
-        result=decision.status.value,
-        subject_kind="beneficiary" if subject is not None else None,
-        subject_id=subject.id if subject is not None else None,
-        ocam_id=subject.ocam_id if subject is not None else None,
-        categories=("coverage",) if decision.status is not Status.UNKNOWN else (),
-        detail={
-            "domain": domain.value,
-            **({"canary": True} if subject is not None and subject.is_canary else {}),
-            **({"nir_mismatch": True} if mismatch else {}),
-        },
-    )
-    return RightsRead(
-        decision,
-        verification_id,
-        found.id if found is not None else None,
-        found.ocam_id if found is not None else None,
+        return cls(
+            found, subject, Right(found.valid_from, min(closes) if closes else None), contract_
+        )
+
+    @property
+    def is_canary(self) -> bool:
         # a canary's card used at all, even with a wrong NIR, is a tripwire
-        bool(subject is not None and subject.is_canary),
-    )
+        return bool(self.subject is not None and self.subject.is_canary)
+
+    def audit_fields(
+        self,
+        principal: Principal,
+        domain: CareDomain,
+        decision: Decision,
+        channel: str,
+        now: datetime,
+        verification_id: UUID,
+    ) -> dict[str, Any]:
+        # The audit names the person whose card was used even when the NIR did not match:
+        # someone probing a real card must be traceable to that person when an incident is
+        # scoped.
+        subject = self.subject
+        return {
+            "event_id": verification_id,
+            "at": now,
+            "actor": principal,
+            "channel": channel,
+            "purpose": "rights_check",
+            "result": decision.status.value,
+            "subject_kind": "beneficiary" if subject is not None else None,
+            "subject_id": subject.id if subject is not None else None,
+            "ocam_id": subject.ocam_id if subject is not None else None,
+            "categories": ("coverage",) if decision.status is not Status.UNKNOWN else (),
+            "detail": {
+                "domain": domain.value,
+                **({"canary": True} if self.is_canary else {}),
+                **({"nir_mismatch": True} if subject is not None and self.found is None else {}),
+            },
+        }
+
+    def answer(self, decision: Decision, verification_id: UUID) -> RightsRead:
+        found = self.found
+        return RightsRead(
+            decision,
+            verification_id,
+            found.id if found is not None else None,
+            found.ocam_id if found is not None else None,
+            self.is_canary,
+        )
+
+
+# -- the hot path on PostgreSQL: one statement counts and reads, one audits and engages --------
+
+# The card is counted for the principal and its structure (DESIGN §4.4) and read in the same
+# statement; nothing is read when the principal is contained or past its hard ceiling.
+_COUNT_AND_READ = """
+WITH frozen AS (
+    SELECT EXISTS (
+        SELECT 1 FROM api_client WHERE id = $1::uuid AND contained_at IS NOT NULL
+    ) AS f
+), t1 AS (
+    INSERT INTO subject_touch (day, principal_kind, principal_id, subject_bi)
+    SELECT $2::date, $3::varchar, $4::uuid, $6::bytea FROM frozen WHERE NOT f
+    ON CONFLICT DO NOTHING RETURNING 1
+), c1 AS (
+    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
+    SELECT $2::date, $3::varchar, $4::uuid, 1 FROM t1
+    ON CONFLICT (day, principal_kind, principal_id)
+    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
+    RETURNING distinct_subjects
+), t2 AS (
+    INSERT INTO subject_touch (day, principal_kind, principal_id, subject_bi)
+    SELECT $2::date, 'structure', $5::uuid, $6::bytea FROM frozen WHERE NOT f
+    ON CONFLICT DO NOTHING RETURNING 1
+), c2 AS (
+    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
+    SELECT $2::date, 'structure', $5::uuid, 1 FROM t2
+    ON CONFLICT (day, principal_kind, principal_id)
+    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
+    RETURNING distinct_subjects
+), st AS (
+    SELECT (SELECT f FROM frozen) AS frozen,
+           (SELECT distinct_subjects FROM c1) AS new_count,
+           (SELECT distinct_subjects FROM c2) AS structure_total
+)
+SELECT st.frozen, st.new_count, st.structure_total,
+       b.id, b.ocam_id, b.nir_bi, b.valid_from, b.valid_to, b.closed_on, b.is_canary,
+       c.code, c.label, c.valid_from AS c_from, c.valid_to AS c_to,
+       g.domain, g.formula, g.rate_pct, g.flat_amount_cents, g.ceiling_amount_cents, g.period,
+       g.valid_from AS g_from, g.valid_to AS g_to
+FROM st
+LEFT JOIN beneficiary b
+       ON b.card_bi = $6::bytea AND NOT st.frozen AND coalesce(st.new_count, 0) <= $7::int
+LEFT JOIN contract c ON c.id = b.contract_id
+LEFT JOIN guarantee g ON g.contract_id = c.id AND g.domain = $8::varchar
+"""
+
+_AUDIT_FIELDS = (
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "structure_id",
+    "ocam_id",
+    "channel",
+    "purpose",
+    "subject_kind",
+    "subject_id",
+    "categories",
+    "result",
+    "detail",
+)
+_AUDIT_AND_ENGAGE = """
+WITH a AS (
+    INSERT INTO audit_event (id, at, actor_kind, actor_id, actor_label, structure_id, ocam_id,
+                             channel, purpose, subject_kind, subject_id, categories, result,
+                             detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+), e AS (
+    INSERT INTO engagement (id, number, structure_id, beneficiary_id, verification_id, domain,
+                            care_date, valid_until, fingerprint, created_at)
+    SELECT $15::uuid, $16::varchar, $6::uuid, $11::uuid, $1::uuid, $17::varchar, $18::date,
+           $19::date, $20::bytea, $2::timestamptz
+    WHERE $15::uuid IS NOT NULL
+), r AS (
+    INSERT INTO care_relationship (structure_id, beneficiary_id, opened_at, expires_at)
+    SELECT $6::uuid, $11::uuid, $2::timestamptz, $21::timestamptz
+    WHERE $15::uuid IS NOT NULL
+    ON CONFLICT (structure_id, beneficiary_id) DO UPDATE SET expires_at = excluded.expires_at
+)
+SELECT 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The quota bookkeeping of one check: the principal's distinct count after this card and
+    its structure's (None when the card was already counted today), and whether the principal
+    was contained when the statement ran."""
+
+    frozen: bool
+    new_count: int | None
+    structure_total: int | None
+    is_canary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """The engagement number and the care relationship a ``covered`` answer opens."""
+
+    id: UUID
+    number: str
+    domain: str
+    care_date: date
+    valid_until: date
+    fingerprint: bytes
+    relationship_expires: datetime
+
+
+class _Fallback(Exception):
+    pass
+
+
+class _Record:
+    """Attribute access over an asyncpg record, as SQLAlchemy rows give."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, record: Any) -> None:
+        self._r = record
+
+    def __getattr__(self, name: str) -> Any:
+        return self._r[name]
+
+
+async def check_rights_counted(
+    apg: Any,
+    keys: KeyRing,
+    *,
+    principal: Principal,
+    card: Card,
+    card_bi: bytes,
+    domain: CareDomain,
+    day: date,
+    hard: int,
+    decide: Decide,
+    admit: Callable[[Counted], bool],
+    engage: Callable[[UUID, Decision, bool], Engagement],
+    channel: str,
+    now: datetime,
+    verification_id: UUID,
+) -> tuple[RightsRead, str | None] | None:
+    """The rights check's usual case on PostgreSQL, in its own transaction (a savepoint under
+    tests) on the asyncpg connection ``apg``: count the card and read (one statement), decide,
+    then audit and, when covered, engage (one statement), commit.
+
+    ``admit`` sees the bookkeeping first; when it says no (contained, a ceiling or threshold
+    crossed, a canary's card) the transaction rolls back, nothing was counted, nothing left,
+    and the caller returns None to take the general path, which handles every case."""
+    assert principal.id is not None
+    assert principal.structure_id is not None
+    try:
+        async with apg.transaction():
+            rows = await apg.fetch(
+                _COUNT_AND_READ,
+                principal.id if principal.kind.value == "client" else None,
+                day,
+                principal.kind.value,
+                principal.id,
+                principal.structure_id,
+                card_bi,
+                hard,
+                domain.value,
+            )
+            top = rows[0]
+            seen = _Seen.of([_Record(r) for r in rows], card, keys)
+            counted = Counted(
+                top["frozen"], top["new_count"], top["structure_total"], seen.is_canary
+            )
+            if not admit(counted):
+                raise _Fallback
+            decision = decide(seen.right, seen.contract)
+            values = audit.row(
+                **seen.audit_fields(principal, domain, decision, channel, now, verification_id)
+            )
+            e = (
+                engage(seen.found.id, decision, seen.is_canary)
+                if decision.status is Status.COVERED and seen.found is not None
+                else None
+            )
+            await apg.execute(
+                _AUDIT_AND_ENGAGE,
+                *(values[f] for f in _AUDIT_FIELDS),
+                *(
+                    (
+                        e.id,
+                        e.number,
+                        e.domain,
+                        e.care_date,
+                        e.valid_until,
+                        e.fingerprint,
+                        e.relationship_expires,
+                    )
+                    if e is not None
+                    else (None,) * 7
+                ),
+            )
+    except _Fallback:
+        return None
+    return seen.answer(decision, verification_id), e.number if e is not None else None
 
 
 async def record_refusal(

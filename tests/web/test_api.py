@@ -10,6 +10,7 @@ from sqlalchemy import select
 from rempart.db.tables import audit_event
 from rempart.domain.channels import Channel
 from rempart.services import channels
+from rempart.web.api.schemas import RightsCheckOut
 from tests import factories as f
 from tests.web.conftest import Api
 
@@ -103,6 +104,7 @@ async def test_every_card_is_covered_and_answers_have_the_same_keys(api: Api) ->
         assert r.status_code == 200
         body = r.json()
         assert set(body) == KEYS
+        RightsCheckOut.model_validate(body)  # the documented schema
         assert body["status"] == ("not_covered" if i == 1 else "covered")
         assert r.headers["cache-control"] == "no-store"
     covered = (

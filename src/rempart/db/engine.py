@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -100,6 +100,15 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The pooled asyncpg connection itself, for the hot path (PostgreSQL only): the caller
+        opens its own ``transaction()``; asyncpg prepares and caches each statement once per
+        connection. The pool's reset-on-return is a no-op when SQLAlchemy started nothing."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.replica is not self.engine:
@@ -122,6 +131,14 @@ class BoundDatabase(Database):
     async def read(self, *, replica_ok: bool = False) -> AsyncIterator[AsyncConnection]:
         async with self.transaction() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The outer transaction's asyncpg connection: a ``transaction()`` opened on it is a
+        savepoint (asyncpg knows the transaction SQLAlchemy started)."""
+        await self.conn.execute(text("SELECT 1"))  # the outer transaction is under way
+        raw = await self.conn.get_raw_connection()
+        yield raw.driver_connection
 
     async def dispose(self) -> None:
         return None

@@ -135,6 +135,11 @@ class PrincipalCache:
         self._entries[key] = (time.monotonic() + self.ttl_seconds, principal)
 
 
+def cached_principal(keys: KeyRing, token: str, cache: PrincipalCache) -> Principal | None:
+    """The principal of a token checked in this process within the last seconds, if any."""
+    return cache.get(access_token_hash(keys, token))
+
+
 async def principal_for_token(
     conn: AsyncConnection, keys: KeyRing, token: str, *, now: datetime, cache: PrincipalCache
 ) -> Principal | None:

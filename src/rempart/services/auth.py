@@ -61,6 +61,9 @@ async def issue_token(
 
 
 async def authenticate(rt: Runtime, token: str, *, ip: str = "unknown") -> Principal:
+    cached = tokens.cached_principal(rt.keys, token, rt.principals)
+    if cached is not None:  # checked by this process within principal_cache_seconds
+        return cached
     now = rt.now()
     async with rt.db.read() as conn:  # the primary: a revocation must hold at once
         principal = await tokens.principal_for_token(

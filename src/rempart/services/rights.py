@@ -13,13 +13,21 @@ import asyncio
 import base64
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rempart.access import Card, read_rights, record_refusal
+from rempart.access import (
+    Card,
+    Counted,
+    Engagement,
+    check_rights_counted,
+    read_rights,
+    record_refusal,
+)
 from rempart.db.tables import care_relationship, engagement
 from rempart.db.upsert import upsert
 from rempart.domain.care import PROFESSION_DOMAINS, CareDomain
@@ -143,42 +151,58 @@ async def _contain(
     )
 
 
-async def _engage(
+def _engagement(
     rt: Runtime,
-    conn: AsyncConnection,
     actor: Principal,
     query: RightsQuery,
     beneficiary_id: UUID,
     decision: Decision,
-    verification_id: UUID,
     *,
     canary: bool,
-) -> str:
+) -> Engagement:
     """An engagement number, and the care relationship that lets this PS bill the person."""
     assert decision.valid_until is not None
-    now = rt.now()
-    number = (
-        canary_engagement_number(rt.keys, actor.id, beneficiary_id)
-        if canary
-        else new_engagement_number()
+    assert actor.structure_id is not None
+    return Engagement(
+        id=uuid.uuid4(),
+        number=(
+            canary_engagement_number(rt.keys, actor.id, beneficiary_id)
+            if canary
+            else new_engagement_number()
+        ),
+        domain=query.domain.value,
+        care_date=query.care_date,
+        valid_until=decision.valid_until,
+        fingerprint=fingerprint(
+            rt.keys, actor.structure_id, beneficiary_id, query.domain, query.care_date
+        ),
+        relationship_expires=rt.now() + timedelta(days=rt.settings.care_relationship_days),
     )
+
+
+async def _engage(
+    rt: Runtime,
+    conn: AsyncConnection,
+    actor: Principal,
+    beneficiary_id: UUID,
+    e: Engagement,
+    verification_id: UUID,
+) -> str:
+    now = rt.now()
     await conn.execute(
         engagement.insert().values(
-            id=uuid.uuid4(),
-            number=number,
+            id=e.id,
+            number=e.number,
             structure_id=actor.structure_id,
             beneficiary_id=beneficiary_id,
             verification_id=verification_id,
-            domain=query.domain.value,
-            care_date=query.care_date,
-            valid_until=decision.valid_until,
-            fingerprint=fingerprint(
-                rt.keys, actor.structure_id, beneficiary_id, query.domain, query.care_date
-            ),
+            domain=e.domain,
+            care_date=e.care_date,
+            valid_until=e.valid_until,
+            fingerprint=e.fingerprint,
             created_at=now,
         )
     )
-    expires = now + timedelta(days=rt.settings.care_relationship_days)
     await conn.execute(
         upsert(
             rt.db.dialect,
@@ -187,13 +211,13 @@ async def _engage(
                 "structure_id": actor.structure_id,
                 "beneficiary_id": beneficiary_id,
                 "opened_at": now,
-                "expires_at": expires,
+                "expires_at": e.relationship_expires,
             },
             keys=["structure_id", "beneficiary_id"],
-            update={"expires_at": expires},
+            update={"expires_at": e.relationship_expires},
         )
     )
-    return number
+    return e.number
 
 
 async def _refuse(rt: Runtime, actor: Principal, channel: Channel, reason: str) -> None:
@@ -267,6 +291,72 @@ async def _refuse_over_ceiling(
     )
 
 
+async def _check_usual(
+    rt: Runtime,
+    query: RightsQuery,
+    actor: Principal,
+    channel: Channel,
+    subject: bytes,
+    decide_for: Callable[[Right | None, Contract | None], Decision],
+    verification_id: UUID,
+) -> RightsAnswer | None:
+    """The usual case on PostgreSQL in two statements (``access.check_rights_counted``); None
+    when this check is not usual — contained, a ceiling or threshold crossed, a canary — and
+    the general path below must run (nothing was written)."""
+    assert actor.profession is not None
+    ceiling = ceiling_for(
+        actor.profession,
+        overrides=rt.settings.quota_ceilings,
+        soft=actor.quota_soft,
+        hard=actor.quota_hard,
+    )
+    structure_max = (
+        STRUCTURE_FACTOR * ceiling_for(actor.profession, overrides=rt.settings.quota_ceilings).hard
+    )
+
+    def usual(c: Counted) -> bool:
+        return (
+            not c.frozen
+            and not c.is_canary
+            and verdict(new_count=c.new_count, ceiling=ceiling) is Verdict.WITHIN
+            # the structure's alert opens when its count first passes the threshold
+            and c.structure_total != structure_max + 1
+        )
+
+    async with rt.db.driver() as apg:
+        done = await check_rights_counted(
+            apg,
+            rt.keys,
+            principal=actor,
+            card=query.card,
+            card_bi=subject,
+            domain=query.domain,
+            day=rt.today(),
+            hard=ceiling.hard,
+            decide=decide_for,
+            admit=usual,
+            engage=lambda bid, decision, canary: _engagement(
+                rt, actor, query, bid, decision, canary=canary
+            ),
+            channel=channel.value,
+            now=rt.now(),
+            verification_id=verification_id,
+        )
+    if done is None:
+        return None
+    read, number = done
+    decision = read.decision
+    return RightsAnswer(
+        verification_id,
+        decision.status,
+        query.domain,
+        query.care_date,
+        decision.guarantee,
+        number,
+        decision.valid_until,
+    )
+
+
 async def check_rights(
     rt: Runtime, query: RightsQuery, *, actor: Principal, channel: Channel
 ) -> RightsAnswer:
@@ -286,6 +376,10 @@ async def check_rights(
     number = None
     card = query.card
     subject = card_index(rt.keys, card.amc_number, card.adherent_number, card.birth_date, card.rank)
+    if rt.db.dialect == "postgresql":
+        fast = await _check_usual(rt, query, actor, channel, subject, decide_for, verification_id)
+        if fast is not None:
+            return fast
     async with rt.db.transaction() as conn:
         # Reads stay frozen from the containment's commit on, whatever a process still caches
         # about the token and for people already touched today.
@@ -321,16 +415,10 @@ async def check_rights(
             if read.is_canary:  # no legitimate flow reaches a canary: contain, answer as usual
                 await _contain(rt, conn, actor, "canary", today)
             if decision.status is Status.COVERED and read.beneficiary_id is not None:
-                number = await _engage(
-                    rt,
-                    conn,
-                    actor,
-                    query,
-                    read.beneficiary_id,
-                    decision,
-                    verification_id,
-                    canary=read.is_canary,
+                e = _engagement(
+                    rt, actor, query, read.beneficiary_id, decision, canary=read.is_canary
                 )
+                number = await _engage(rt, conn, actor, read.beneficiary_id, e, verification_id)
         else:
             await _refuse_over_ceiling(
                 rt, conn, actor, subject, today, structure_new=structure_new, channel=channel

@@ -34,7 +34,8 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
+    # async: FastAPI would run a plain function in a thread, a cost on every rights check
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise UnsupportedMediaType("Le corps doit être envoyé en application/json.")
