@@ -5,6 +5,10 @@ number and a care relationship. The answer has the same keys for the three statu
 
     check → read by full card key → decide (pure) → audit row (verification id)
           → covered? engagement + care relationship (90 days) → answer
+
+On PostgreSQL the usual check (not contained, no ceiling or threshold crossed, no canary) runs
+as two prepared statements on the asyncpg connection (``_check_usual``); anything else rolls
+that back and takes the general path, which handles every case.
 """
 
 from __future__ import annotations
