@@ -255,42 +255,41 @@ LEFT JOIN contract c ON c.id = b.contract_id
 LEFT JOIN guarantee g ON g.contract_id = c.id AND g.domain = $8::varchar
 """
 
-_AUDIT_FIELDS = (
+# Bound parameters: the audit row's columns in ``audit.ROW_FIELDS`` order, then the
+# engagement's (``_ENGAGEMENT_FIELDS``, all None when the answer opens none).
+_ENGAGEMENT_FIELDS = (
     "id",
-    "at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "structure_id",
-    "ocam_id",
-    "channel",
-    "purpose",
-    "subject_kind",
-    "subject_id",
-    "categories",
-    "result",
-    "detail",
+    "number",
+    "domain",
+    "care_date",
+    "valid_until",
+    "fingerprint",
+    "relationship_expires",
 )
-_AUDIT_AND_ENGAGE = """
+_A = {name: f"${i}" for i, name in enumerate(audit.ROW_FIELDS, 1)}
+_E = {name: f"${i}" for i, name in enumerate(_ENGAGEMENT_FIELDS, len(_A) + 1)}
+# built once from constant column names; every value is bound
+_AUDIT_AND_ENGAGE = f"""
 WITH a AS (
-    INSERT INTO audit_event (id, at, actor_kind, actor_id, actor_label, structure_id, ocam_id,
-                             channel, purpose, subject_kind, subject_id, categories, result,
-                             detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    INSERT INTO audit_event ({", ".join(audit.ROW_FIELDS)})
+    VALUES ({", ".join(_A.values())})
 ), e AS (
     INSERT INTO engagement (id, number, structure_id, beneficiary_id, verification_id, domain,
                             care_date, valid_until, fingerprint, created_at)
-    SELECT $15::uuid, $16::varchar, $6::uuid, $11::uuid, $1::uuid, $17::varchar, $18::date,
-           $19::date, $20::bytea, $2::timestamptz
-    WHERE $15::uuid IS NOT NULL
+    SELECT {_E["id"]}::uuid, {_E["number"]}::varchar, {_A["structure_id"]}::uuid,
+           {_A["subject_id"]}::uuid, {_A["id"]}::uuid, {_E["domain"]}::varchar,
+           {_E["care_date"]}::date, {_E["valid_until"]}::date, {_E["fingerprint"]}::bytea,
+           {_A["at"]}::timestamptz
+    WHERE {_E["id"]}::uuid IS NOT NULL
 ), r AS (
     INSERT INTO care_relationship (structure_id, beneficiary_id, opened_at, expires_at)
-    SELECT $6::uuid, $11::uuid, $2::timestamptz, $21::timestamptz
-    WHERE $15::uuid IS NOT NULL
+    SELECT {_A["structure_id"]}::uuid, {_A["subject_id"]}::uuid, {_A["at"]}::timestamptz,
+           {_E["relationship_expires"]}::timestamptz
+    WHERE {_E["id"]}::uuid IS NOT NULL
     ON CONFLICT (structure_id, beneficiary_id) DO UPDATE SET expires_at = excluded.expires_at
 )
 SELECT 1
-"""
+"""  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,20 +390,8 @@ async def check_rights_counted(
             )
             await apg.execute(
                 _AUDIT_AND_ENGAGE,
-                *(values[f] for f in _AUDIT_FIELDS),
-                *(
-                    (
-                        e.id,
-                        e.number,
-                        e.domain,
-                        e.care_date,
-                        e.valid_until,
-                        e.fingerprint,
-                        e.relationship_expires,
-                    )
-                    if e is not None
-                    else (None,) * 7
-                ),
+                *(values[f] for f in audit.ROW_FIELDS),
+                *(getattr(e, f) if e is not None else None for f in _ENGAGEMENT_FIELDS),
             )
     except _Fallback:
         return None

@@ -62,7 +62,8 @@ async def record(conn: AsyncConnection, **fields: Any) -> UUID:
 
 # -- sealing: the bytes a leaf commits to ------------------------------------------------------
 
-LEAF_FIELDS = (
+# The columns ``row`` fills, in the order the hot path's INSERT binds them.
+ROW_FIELDS = (
     "id",
     "at",
     "actor_kind",
@@ -77,8 +78,8 @@ LEAF_FIELDS = (
     "categories",
     "result",
     "detail",
-    "leaf_index",
 )
+LEAF_FIELDS = (*ROW_FIELDS, "leaf_index")
 
 
 def leaf_data(row: Any) -> bytes:

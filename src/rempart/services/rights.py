@@ -44,7 +44,7 @@ from rempart.domain.errors import (
     InvalidFields,
     NotAuthenticated,
 )
-from rempart.domain.quotas import STRUCTURE_FACTOR, Verdict, ceiling_for, verdict
+from rempart.domain.quotas import STRUCTURE_FACTOR, Ceiling, Verdict, ceiling_for, verdict
 from rempart.domain.rights import Decision, Right, Status, care_date_problem, decide
 from rempart.domain.roles import Permission
 from rempart.security import quotas
@@ -73,6 +73,20 @@ class RightsAnswer:
     engagement_number: str | None
     valid_until: date | None
 
+    @classmethod
+    def of(
+        cls, verification_id: UUID, query: RightsQuery, decision: Decision, number: str | None
+    ) -> RightsAnswer:
+        return cls(
+            verification_id,
+            decision.status,
+            query.domain,
+            query.care_date,
+            decision.guarantee,
+            number,
+            decision.valid_until,
+        )
+
 
 class Contained(Forbidden):
     code = "contained"
@@ -84,6 +98,21 @@ class Contained(Forbidden):
         )
 
 
+def _ceilings(rt: Runtime, actor: Principal) -> tuple[Ceiling, int]:
+    """The principal's daily ceilings, and its structure's alert threshold: the structure's own,
+    the same for all its clients whatever their ceilings."""
+    profession = actor.profession
+    assert profession is not None
+    ceiling = ceiling_for(
+        profession,
+        overrides=rt.settings.quota_ceilings,
+        soft=actor.quota_soft,
+        hard=actor.quota_hard,
+    )
+    structure_hard = ceiling_for(profession, overrides=rt.settings.quota_ceilings).hard
+    return ceiling, STRUCTURE_FACTOR * structure_hard
+
+
 async def _count_subject(
     rt: Runtime, conn: AsyncConnection, actor: Principal, subject: bytes, today: date
 ) -> tuple[Verdict, bool]:
@@ -92,12 +121,7 @@ async def _count_subject(
     if actor.id is None or actor.structure_id is None or actor.profession is None:
         return Verdict.WITHIN, False
     dialect = rt.db.dialect
-    ceiling = ceiling_for(
-        actor.profession,
-        overrides=rt.settings.quota_ceilings,
-        soft=actor.quota_soft,
-        hard=actor.quota_hard,
-    )
+    ceiling, structure_max = _ceilings(rt, actor)
     n = await quotas.touch(
         conn, dialect, day=today, kind=actor.kind.value, principal_id=actor.id, subject_bi=subject
     )
@@ -109,9 +133,7 @@ async def _count_subject(
         principal_id=actor.structure_id,
         subject_bi=subject,
     )
-    # The structure's own threshold, the same for all its clients whatever their ceilings.
-    structure_hard = ceiling_for(actor.profession, overrides=rt.settings.quota_ceilings).hard
-    if total is not None and total > STRUCTURE_FACTOR * structure_hard:
+    if total is not None and total > structure_max:
         await quotas.open_alert(
             conn,
             dialect,
@@ -307,16 +329,7 @@ async def _check_usual(
     """The usual case on PostgreSQL in two statements (``access.check_rights_counted``); None
     when this check is not usual — contained, a ceiling or threshold crossed, a canary — and
     the general path below must run (nothing was written)."""
-    assert actor.profession is not None
-    ceiling = ceiling_for(
-        actor.profession,
-        overrides=rt.settings.quota_ceilings,
-        soft=actor.quota_soft,
-        hard=actor.quota_hard,
-    )
-    structure_max = (
-        STRUCTURE_FACTOR * ceiling_for(actor.profession, overrides=rt.settings.quota_ceilings).hard
-    )
+    ceiling, structure_max = _ceilings(rt, actor)
 
     def usual(c: Counted) -> bool:
         return (
@@ -350,15 +363,7 @@ async def _check_usual(
         return None
     read, number = done
     decision = read.decision
-    return RightsAnswer(
-        verification_id,
-        decision.status,
-        query.domain,
-        query.care_date,
-        decision.guarantee,
-        number,
-        decision.valid_until,
-    )
+    return RightsAnswer.of(verification_id, query, decision, number)
 
 
 async def check_rights(
@@ -434,12 +439,4 @@ async def check_rights(
     if seen in (Verdict.SOFT_CROSSED, Verdict.SLOW) and actor.kind is ActorKind.CLIENT:
         # past the soft ceiling answers slow down: a scraper still meets the hard ceiling
         await asyncio.sleep(rt.settings.quota_slowdown_seconds)
-    return RightsAnswer(
-        verification_id,
-        decision.status,
-        query.domain,
-        query.care_date,
-        decision.guarantee,
-        number,
-        decision.valid_until,
-    )
+    return RightsAnswer.of(verification_id, query, decision, number)
