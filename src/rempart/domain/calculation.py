@@ -72,7 +72,7 @@ from datetime import date
 from enum import StrEnum
 
 from rempart.domain.care import CareDomain
-from rempart.domain.coverage import Formula, Guarantee, Period
+from rempart.domain.coverage import Formula, Guarantee, Period, guarantee_in_force
 from rempart.domain.errors import FieldError, InvalidFields
 from rempart.domain.money import ZERO, Money, pct
 
@@ -324,7 +324,7 @@ def compute(
     results: dict[int, LineResult] = {}
     for i in _allocation_order(lines):
         line = lines[i]
-        guarantee = _guarantee_for(guarantees, line)
+        guarantee = guarantee_in_force(guarantees, line.domain, line.care_date)
         klass = line.sante_class if responsible else None
         result = _line(i, line, guarantee, klass, used, equipments, age_years)
         for pot in _pots(i, line):
@@ -454,12 +454,6 @@ def _rac_zero_caps(
 
 def _plv_cap(line: Line, amo: Money) -> list[tuple[Rule, int]]:
     return [] if line.plv is None else [(Rule.CAP_PLV, (line.plv * line.quantity - amo).cents)]
-
-
-def _guarantee_for(guarantees: Sequence[Guarantee], line: Line) -> Guarantee | None:
-    found = [g for g in guarantees if g.domain is line.domain and g.applies_on(line.care_date)]
-    # As Contract.guarantee_for: the latest-starting guarantee wins an overlap.
-    return max(found, key=lambda g: g.valid_from, default=None)
 
 
 def _equipment_key(line: Line) -> str | None:

@@ -108,10 +108,17 @@ class Contract:
         """The guarantee of ``domain`` in force on ``day``, or None (domain not covered)."""
         if not self.valid_from <= day <= self.valid_to:
             return None
-        found = [g for g in self.guarantees if g.domain is domain and g.applies_on(day)]
-        # The latest-starting guarantee wins when an amendment overlaps its predecessor.
-        return max(found, key=lambda g: g.valid_from, default=None)
+        return guarantee_in_force(self.guarantees, domain, day)
 
     @property
     def domains(self) -> frozenset[CareDomain]:
         return frozenset(g.domain for g in self.guarantees)
+
+
+def guarantee_in_force(
+    guarantees: Sequence[Guarantee], domain: CareDomain, day: date
+) -> Guarantee | None:
+    """The guarantee of ``domain`` in force on ``day`` among ``guarantees``, or None."""
+    found = [g for g in guarantees if g.domain is domain and g.applies_on(day)]
+    # The latest-starting guarantee wins when an amendment overlaps its predecessor.
+    return max(found, key=lambda g: g.valid_from, default=None)
