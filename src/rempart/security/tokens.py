@@ -135,18 +135,11 @@ class PrincipalCache:
         self._entries[key] = (time.monotonic() + self.ttl_seconds, principal)
 
 
-def cached_principal(keys: KeyRing, token: str, cache: PrincipalCache) -> Principal | None:
-    """The principal of a token checked in this process within the last seconds, if any."""
-    return cache.get(access_token_hash(keys, token))
-
-
 async def principal_for_token(
-    conn: AsyncConnection, keys: KeyRing, token: str, *, now: datetime, cache: PrincipalCache
+    conn: AsyncConnection, key: bytes, *, now: datetime, cache: PrincipalCache
 ) -> Principal | None:
-    key = access_token_hash(keys, token)
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
+    """The principal of the token whose hash is ``key`` (``access_token_hash``), from the
+    database; a valid one is cached. Callers look in ``cache`` first, without a transaction."""
     q = (
         select(*_CLIENT_COLUMNS, api_token.c.expires_at, api_token.c.revoked_at.label("t_revoked"))
         .select_from(api_token)

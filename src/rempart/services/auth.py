@@ -61,14 +61,13 @@ async def issue_token(
 
 
 async def authenticate(rt: Runtime, token: str, *, ip: str = "unknown") -> Principal:
-    cached = tokens.cached_principal(rt.keys, token, rt.principals)
+    key = tokens.access_token_hash(rt.keys, token)
+    cached = rt.principals.get(key)
     if cached is not None:  # checked by this process within principal_cache_seconds
         return cached
     now = rt.now()
     async with rt.db.read() as conn:  # the primary: a revocation must hold at once
-        principal = await tokens.principal_for_token(
-            conn, rt.keys, token, now=now, cache=rt.principals
-        )
+        principal = await tokens.principal_for_token(conn, key, now=now, cache=rt.principals)
     if principal is None:
         s = rt.settings
         await _limit(rt, f"bad-token:{ip}", s.bad_tokens_per_ip_per_s, s.bad_tokens_per_ip_burst)
