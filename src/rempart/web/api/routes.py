@@ -26,6 +26,8 @@ from rempart.web.deps import api_principal, client_ip, json_response, require_js
 
 router = APIRouter()
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
 
 class UnsupportedGrantType(RempartError):
     code = "unsupported_grant_type"  # RFC 6749 §5.2
@@ -62,7 +64,7 @@ async def token(
             "token_type": "Bearer",
             "expires_in": issued.expires_in,
         },
-        headers={"Cache-Control": "no-store"},
+        headers=_NO_STORE,
     )
 
 
@@ -128,6 +130,3 @@ async def rights_check(
         },
         headers=_NO_STORE,
     )
-
-
-_NO_STORE = {"Cache-Control": "no-store"}
