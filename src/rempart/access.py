@@ -13,14 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, select
+import orjson
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rempart.db.tables import beneficiary, contract, guarantee
+from rempart.db.tables import (
+    beneficiary,
+    care_relationship,
+    contract,
+    engagement,
+    guarantee,
+    invoice,
+    invoice_line,
+    ocam,
+)
 from rempart.domain.care import CareDomain
 from rempart.domain.coverage import Contract, Formula, Guarantee, Period
 from rempart.domain.identifiers import Nir
@@ -28,7 +38,7 @@ from rempart.domain.money import Money
 from rempart.domain.rights import Decision, Right, Status
 from rempart.security import audit
 from rempart.security.keys import KeyRing
-from rempart.security.principal import Principal
+from rempart.security.principal import Principal, system
 from rempart.security.pseudonyms import card_index, nir_index
 
 
@@ -417,3 +427,311 @@ async def record_refusal(
         result="refused",
         detail={"reason": reason},
     )
+
+
+# -- invoices (DESIGN §2.5, §2.6) ----------------------------------------------------------------
+#
+# An invoice's body (the beneficiary's identity and the care) is personal data: it is decrypted
+# here only, by the worker that decides it, and each decision is audited with the person it is
+# about. A professional reads back its own invoices' status and amounts, audited too.
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A received invoice picked for adjudication, its body decrypted."""
+
+    id: UUID
+    structure_id: UUID
+    card_bi: bytes
+    received_at: datetime
+    doc: dict[str, Any]
+
+
+async def pick_received(
+    conn: AsyncConnection, keys: KeyRing, *, dialect: str, limit: int
+) -> list[Received]:
+    """The oldest received invoices, locked for this transaction. On PostgreSQL rows another
+    worker holds are skipped, so several workers never pick one invoice twice; on SQLite the
+    writer lock (``BEGIN IMMEDIATE``) serialises workers."""
+    q = (
+        select(
+            invoice.c.id,
+            invoice.c.structure_id,
+            invoice.c.card_bi,
+            invoice.c.received_at,
+            invoice.c.body_enc,
+        )
+        .where(invoice.c.status == "received")
+        .order_by(invoice.c.received_at)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = (await conn.execute(q)).all()
+    return [
+        Received(
+            r.id,
+            r.structure_id,
+            r.card_bi,
+            r.received_at,
+            orjson.loads(keys.decrypt("invoice", "body", r.id, r.body_enc)),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Insured:
+    """What adjudication needs to know about the person an invoice is for."""
+
+    id: UUID
+    ocam_id: UUID
+    right: Right
+    guarantees: tuple[Guarantee, ...]
+    responsible: bool
+    deadline_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementRow:
+    structure_id: UUID
+    beneficiary_id: UUID
+    domain: CareDomain
+    care_date: date
+    valid_until: date
+    revoked: bool
+
+
+@dataclass
+class Lookups:
+    insured: dict[bytes, Insured]  # by card blind index
+    relationships: dict[tuple[UUID, UUID], datetime]  # (structure, beneficiary) → expires_at
+    engagements: dict[str, EngagementRow]  # by number
+    history: dict[UUID, list[tuple[CareDomain, date, int]]]  # accepted AMC per person
+
+
+async def adjudication_lookups(
+    conn: AsyncConnection, picked: Sequence[Received], *, history_since: date
+) -> Lookups:
+    """Everything the decisions of ``picked`` need, in five indexed queries for the batch."""
+    cards = list({p.card_bi for p in picked})
+    people = (
+        await conn.execute(
+            select(
+                beneficiary.c.id,
+                beneficiary.c.ocam_id,
+                beneficiary.c.card_bi,
+                beneficiary.c.valid_from,
+                beneficiary.c.valid_to,
+                beneficiary.c.closed_on,
+                beneficiary.c.contract_id,
+                contract.c.responsible,
+                contract.c.valid_to.label("c_to"),
+                ocam.c.invoice_deadline_days,
+            )
+            .join(contract, contract.c.id == beneficiary.c.contract_id)
+            .join(ocam, ocam.c.id == beneficiary.c.ocam_id)
+            .where(beneficiary.c.card_bi.in_(cards))
+        )
+    ).all()
+    contract_ids = list({p.contract_id for p in people})
+    grid: dict[UUID, list[Guarantee]] = {}
+    if contract_ids:
+        for g in await conn.execute(
+            select(
+                guarantee,
+                guarantee.c.valid_from.label("g_from"),
+                guarantee.c.valid_to.label("g_to"),
+            ).where(guarantee.c.contract_id.in_(contract_ids))
+        ):
+            grid.setdefault(g.contract_id, []).append(_guarantee(g))
+    insured = {}
+    for p in people:
+        closes = [d for d in (p.valid_to, p.closed_on, p.c_to) if d is not None]
+        insured[p.card_bi] = Insured(
+            p.id,
+            p.ocam_id,
+            Right(p.valid_from, min(closes) if closes else None),
+            tuple(grid.get(p.contract_id, ())),
+            p.responsible,
+            p.invoice_deadline_days,
+        )
+    ids = [i.id for i in insured.values()]
+    relationships: dict[tuple[UUID, UUID], datetime] = {}
+    history: dict[UUID, list[tuple[CareDomain, date, int]]] = {}
+    if ids:
+        structures = list({p.structure_id for p in picked})
+        for r in await conn.execute(
+            select(care_relationship).where(
+                care_relationship.c.beneficiary_id.in_(ids),
+                care_relationship.c.structure_id.in_(structures),
+            )
+        ):
+            relationships[(r.structure_id, r.beneficiary_id)] = r.expires_at
+        for h in await conn.execute(
+            select(
+                invoice.c.beneficiary_id,
+                invoice_line.c.domain,
+                invoice.c.care_date,
+                invoice_line.c.amc_cents,
+            )
+            .join(invoice_line, invoice_line.c.invoice_id == invoice.c.id)
+            .where(
+                invoice.c.beneficiary_id.in_(ids),
+                invoice.c.status.in_(("accepted", "paid")),
+                invoice.c.care_date >= history_since,
+                invoice_line.c.status == "accepted",
+            )
+        ):
+            history.setdefault(h.beneficiary_id, []).append(
+                (CareDomain(h.domain), h.care_date, h.amc_cents)
+            )
+    numbers = list({n for p in picked if (n := p.doc.get("engagement_number"))})
+    engagements = {}
+    if numbers:
+        for e in await conn.execute(select(engagement).where(engagement.c.number.in_(numbers))):
+            engagements[e.number] = EngagementRow(
+                e.structure_id,
+                e.beneficiary_id,
+                CareDomain(e.domain),
+                e.care_date,
+                e.valid_until,
+                e.revoked_at is not None,
+            )
+    return Lookups(insured, relationships, engagements, history)
+
+
+def adjudication_audit_row(
+    picked: Received, person: Insured | None, status: str, now: datetime
+) -> dict[str, Any]:
+    """The audit row of one decision: the worker read this person's invoice and coverage."""
+    return audit.row(
+        at=now,
+        actor=WORKER,
+        channel="worker",
+        purpose="adjudication",
+        result=status,
+        subject_kind="beneficiary" if person is not None else None,
+        subject_id=person.id if person is not None else None,
+        ocam_id=person.ocam_id if person is not None else None,
+        categories=("claims", "coverage") if person is not None else ("claims",),
+        detail={"invoice_id": str(picked.id)},
+    )
+
+
+WORKER = system("worker")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRead:
+    row: Any
+    lines: list[Any]
+
+
+async def read_invoice(
+    conn: AsyncConnection, *, principal: Principal, invoice_id: UUID, now: datetime, channel: str
+) -> InvoiceRead | None:
+    """One of the caller's structure's invoices with its line decisions, audited; None (and a
+    refusal audited) when it does not exist or is another structure's — the same answer."""
+    row = (
+        await conn.execute(
+            select(
+                invoice.c.id,
+                invoice.c.invoice_number,
+                invoice.c.status,
+                invoice.c.received_at,
+                invoice.c.decided_at,
+                invoice.c.beneficiary_id,
+                invoice.c.amc_cents,
+            ).where(invoice.c.id == invoice_id, invoice.c.structure_id == principal.structure_id)
+        )
+    ).first()
+    if row is None:
+        await record_refusal(
+            conn,
+            principal=principal,
+            channel=channel,
+            purpose="invoice_read",
+            reason="not_found",
+            now=now,
+        )
+        return None
+    lines = (
+        await conn.execute(
+            select(invoice_line)
+            .where(invoice_line.c.invoice_id == invoice_id)
+            .order_by(invoice_line.c.line_no)
+        )
+    ).all()
+    await audit.record(
+        conn,
+        at=now,
+        actor=principal,
+        channel=channel,
+        purpose="invoice_read",
+        result="ok",
+        subject_kind="beneficiary" if row.beneficiary_id else None,
+        subject_id=row.beneficiary_id,
+        categories=("claims",),
+        detail={"invoice_id": str(invoice_id)},
+    )
+    return InvoiceRead(row, list(lines))
+
+
+async def list_invoices(
+    conn: AsyncConnection,
+    *,
+    principal: Principal,
+    status: str | None,
+    received_from: date | None,
+    received_to: date | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+    now: datetime,
+    channel: str,
+) -> list[Any]:
+    """The caller's structure's invoices, newest first, from after the cursor ``after``
+    (received_at, id); one audit row per page (the page names no person)."""
+    q = select(
+        invoice.c.id,
+        invoice.c.invoice_number,
+        invoice.c.status,
+        invoice.c.care_date,
+        invoice.c.received_at,
+        invoice.c.decided_at,
+        invoice.c.amc_cents,
+    ).where(invoice.c.structure_id == principal.structure_id)
+    if status is not None:
+        q = q.where(invoice.c.status == status)
+    if received_from is not None:
+        q = q.where(invoice.c.received_at >= _day_start(received_from))
+    if received_to is not None:
+        q = q.where(invoice.c.received_at < _day_start(received_to + timedelta(days=1)))
+    if after is not None:
+        at, last_id = after
+        q = q.where(
+            or_(
+                invoice.c.received_at < at,
+                and_(invoice.c.received_at == at, invoice.c.id < last_id),
+            )
+        )
+    rows = (
+        await conn.execute(
+            q.order_by(invoice.c.received_at.desc(), invoice.c.id.desc()).limit(limit)
+        )
+    ).all()
+    await audit.record(
+        conn,
+        at=now,
+        actor=principal,
+        channel=channel,
+        purpose="invoice_list",
+        result="ok",
+        categories=("claims",),
+        detail={"count": len(rows)},
+    )
+    return list(rows)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 from rempart.db.types import UtcDateTime
@@ -388,6 +389,88 @@ channel_event = Table(
     Column("expected_back_at", UtcDateTime()),
     Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(100), nullable=False),
+)
+
+# -- invoices (DESIGN §2.5, §5): store-and-forward intake, then adjudication ---------------
+
+# One row per invoice received. The body as sent (canonical JSON: beneficiary, lines) is
+# encrypted; what the worker and the lists need is in columns. ``status`` moves only along
+# ``domain.adjudication.TRANSITIONS``. Idempotent by (structure, Idempotency-Key) and by
+# (structure, invoice number): a replay finds the row and compares ``body_hash``.
+invoice = Table(
+    "invoice",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False),
+    Column("invoice_number", String(40), nullable=False),
+    Column("idempotency_key", String(100)),
+    Column("body_hash", LargeBinary(32), nullable=False),  # SHA-256 of the canonical body
+    Column("body_enc", LargeBinary, nullable=False),
+    Column("key_version", SmallInteger, nullable=False),
+    Column("card_bi", LargeBinary(16), nullable=False),  # the beneficiary's card, blind index
+    Column("care_date", Date, nullable=False),
+    Column("channel", String(10), nullable=False),  # api | batch | portal | fhir
+    Column("batch_id", Uuid),
+    Column("status", String(10), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime()),
+    Column("beneficiary_id", Uuid),  # set by adjudication when the card was found
+    Column("amo_cents", BigInteger),
+    Column("amc_cents", BigInteger),  # what the insurer pays, after adjudication
+    Column("patient_cents", BigInteger),
+    Column("cancelled_at", UtcDateTime()),
+    UniqueConstraint("structure_id", "invoice_number", name="uq_invoice_structure_number"),
+    UniqueConstraint("structure_id", "idempotency_key", name="uq_invoice_structure_key"),
+    Index("ix_invoice_structure_received", "structure_id", "received_at", "id"),
+    Index("ix_invoice_beneficiary", "beneficiary_id"),
+    # the work queue: only received invoices are in it
+    Index(
+        "ix_invoice_to_decide",
+        "received_at",
+        postgresql_where=text("status = 'received'"),
+        sqlite_where=text("status = 'received'"),
+    ),
+    CheckConstraint(
+        "status IN ('received', 'accepted', 'rejected', 'paid', 'cancelled')", name="status"
+    ),
+)
+
+# The decision per line; reasons are JSON [{code, kind}] (labels come from the code table).
+invoice_line = Table(
+    "invoice_line",
+    metadata,
+    Column("invoice_id", Uuid, ForeignKey("invoice.id"), primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True, autoincrement=False),
+    Column("domain", String(8), nullable=False),
+    Column("status", String(10), nullable=False),  # accepted | rejected
+    Column("amo_cents", BigInteger, nullable=False),
+    Column("amc_cents", BigInteger, nullable=False),
+    Column("patient_cents", BigInteger, nullable=False),
+    Column("reasons", Text, nullable=False),
+)
+
+# One row per accepted line's care (beneficiary, date, code, quantity, price), keyed by a
+# keyed hash: the same care from any channel or under a new number finds the row (R10). An
+# insert that conflicts is a duplicate, which also holds between concurrent workers.
+care_key = Table(
+    "care_key",
+    metadata,
+    Column("key", LargeBinary(16), primary_key=True),
+    Column("invoice_id", Uuid, ForeignKey("invoice.id"), nullable=False, index=True),
+    Column("line_no", SmallInteger, nullable=False),
+)
+
+# One row per batch received: its ARL is stored with it and a replay returns it.
+invoice_batch = Table(
+    "invoice_batch",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False),
+    Column("idempotency_key", String(100)),
+    Column("body_hash", LargeBinary(32), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("arl", Text, nullable=False),
+    UniqueConstraint("structure_id", "idempotency_key", name="uq_invoice_batch_structure_key"),
 )
 
 # -- installation-wide settings (e.g. the marker of a demo database) -------------------------

@@ -514,14 +514,20 @@ def _allocation_order(lines: Sequence[Line]) -> list[int]:
 # -- validation: every problem at once, each naming its field ------------------------------
 
 
+def input_problems(lines: Sequence[Line]) -> list[FieldError]:
+    """What is wrong with the lines themselves (bounds, classes, equipments), each naming its
+    field ("lines.0.quantity"): the form check of intake, before anything is stored."""
+    errors = [e for i, line in enumerate(lines) for e in _line_problems(f"lines.{i}", line)]
+    return errors + _equipment_problems(lines)
+
+
 def _check(
     lines: Sequence[Line],
     consumed: Mapping[CareDomain, Consumption],
     age_years: int | None,
     responsible: bool,
 ) -> None:
-    errors = [e for i, line in enumerate(lines) for e in _line_problems(f"lines.{i}", line)]
-    errors += _equipment_problems(lines)
+    errors = input_problems(lines)
     for domain, c in consumed.items():
         for name, amount in (("year", c.year), ("renewal", c.renewal)):
             if amount.cents < 0:

@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import delete
 
 from rempart.db.tables import api_token
-from rempart.services import audit_log
+from rempart.services import adjudication, audit_log
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.worker")
@@ -35,7 +35,13 @@ async def seal_audit_log(rt: Runtime) -> int:
     return sum(cp.sealed_rows for cp in await audit_log.checkpoint_all(rt))
 
 
+async def decide_invoices(rt: Runtime) -> int:
+    """Decide received invoices, batch after batch (stops when the channel is switched off)."""
+    return await adjudication.decide_all(rt)
+
+
 JOBS: tuple[tuple[str, Job], ...] = (
+    ("decide_invoices", decide_invoices),
     ("purge_expired_tokens", purge_expired_tokens),
     ("seal_audit_log", seal_audit_log),
 )

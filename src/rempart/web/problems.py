@@ -14,6 +14,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -118,10 +119,11 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def field_errors(exc: RequestValidationError) -> list[FieldError]:
+def field_errors(exc: RequestValidationError | ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors():
-        out.append(FieldError(_field(tuple(err.get("loc", ()))), _reason(err)))
+        e = dict(err)
+        out.append(FieldError(_field(tuple(e.get("loc", ()))), _reason(e)))
     return out
 
 

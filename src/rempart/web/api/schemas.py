@@ -7,7 +7,7 @@ Amounts are decimal strings in euros; dates are ISO ``YYYY-MM-DD`` strings, noth
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -19,6 +19,8 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    ValidationInfo,
+    field_validator,
 )
 
 from rempart.domain.care import CareDomain
@@ -122,6 +124,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             (401, "Authentification requise"),
             (403, "Accès refusé"),
             (404, "Introuvable"),
+            (409, "Conflit (clé d'idempotence déjà utilisée pour un autre contenu)"),
             (413, "Requête trop volumineuse"),
             (415, "Type de contenu non pris en charge"),
             (422, "Champs invalides"),
@@ -130,3 +133,141 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         )
         if s in statuses
     }
+
+
+# -- invoices (DESIGN §5) --------------------------------------------------------------------
+
+Amount = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^\d{1,7}\.\d{2}$",
+        description="Montant en euros, deux décimales (« 12.34 »).",
+        examples=["12.34"],
+    ),
+]
+_CODE_PATTERNS = {
+    "CIP13": r"^\d{13}$",
+    "LPP": r"^\d{7}$",
+    "CCAM": r"^[A-Z]{4}\d{3}$",
+    "NGAP": r"^[A-Z]{1,3}\d{0,4}$",
+}
+
+
+class BeneficiaryIn(Strict):
+    amc_number: StrictStr = Field(pattern=r"^\d{9}$")
+    adherent_number: StrictStr = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")
+    rank: StrictInt = Field(default=1, ge=1, le=9)
+    birth_date: IsoDate
+
+
+class InvoiceLineIn(Strict):
+    domain: CareDomain
+    code_system: Literal["CIP13", "LPP", "CCAM", "NGAP"]
+    code: StrictStr = Field(min_length=1, max_length=13)
+    quantity: StrictInt = Field(ge=1, le=9999)
+    unit_price: Amount
+    brss: Amount
+    amo_rate: StrictInt = Field(ge=0, le=100, description="Taux AMO en % entier.")
+    amo_amount: Amount
+    amc_amount_claimed: Amount
+    sante_class: Literal["A", "B", "I", "II", "100pct", "maitrise", "libre"] | None = None
+    optic_kind: Literal["frame", "lens_simple", "lens_complex", "lens_very_complex"] | None = None
+    equipment: StrictStr | None = Field(default=None, min_length=1, max_length=20)
+    side: Literal["right", "left"] | None = None
+    plv: Amount | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _code_format(cls, code: str, info: ValidationInfo) -> str:
+        system = info.data.get("code_system")
+        if system is not None and not re.match(_CODE_PATTERNS[system], code):
+            raise ValueError(f"code {system} mal formé")
+        return code
+
+
+class InvoiceIn(Strict):
+    invoice_number: StrictStr = Field(
+        min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._/-]+$", description="Votre numéro."
+    )
+    care_date: IsoDate
+    engagement_number: StrictStr | None = Field(default=None, max_length=40)
+    pec_number: StrictStr | None = Field(default=None, max_length=40)
+    beneficiary: BeneficiaryIn
+    lines: list[InvoiceLineIn] = Field(min_length=1, max_length=99)
+
+
+class InvoiceBatchIn(Strict):
+    invoices: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Factures au format de POST /api/v1/invoices ; chacune validée à part.",
+    )
+
+
+class InvoiceReceiptOut(BaseModel):
+    invoice_id: UUID
+    status: Literal["received"]
+    received_at: datetime
+
+
+class ReasonOut(BaseModel):
+    code: str
+    label: str
+    kind: Literal["rejection", "signalement"]
+
+
+class InvoiceLineOut(BaseModel):
+    line_no: int
+    status: Literal["accepted", "rejected"]
+    amo_amount: Euros
+    amc_amount: Euros
+    patient_amount: Euros
+    reasons: list[ReasonOut]
+
+
+class InvoiceOut(BaseModel):
+    invoice_id: UUID
+    invoice_number: str
+    status: Literal["received", "accepted", "rejected", "paid", "cancelled"]
+    received_at: datetime
+    decided_at: datetime | None
+    amc_amount: Euros | None
+    lines: list[InvoiceLineOut]
+
+
+class InvoiceSummaryOut(BaseModel):
+    invoice_id: UUID
+    invoice_number: str
+    status: Literal["received", "accepted", "rejected", "paid", "cancelled"]
+    care_date: date
+    received_at: datetime
+    decided_at: datetime | None
+    amc_amount: Euros | None
+
+
+class InvoiceListOut(BaseModel):
+    items: list[InvoiceSummaryOut]
+    next_cursor: str | None
+
+
+class ArlInvoiceOut(BaseModel):
+    index: int
+    invoice_number: str | None
+    invoice_id: UUID
+    status: Literal["received"]
+    replayed: bool = False
+
+
+class ArlRejectOut(BaseModel):
+    index: int
+    invoice_number: str | None
+    code: str
+    errors: list[FieldProblem]
+
+
+class ArlOut(BaseModel):
+    batch_id: UUID
+    received_at: datetime
+    accepted: int
+    invoices: list[ArlInvoiceOut]
+    rejected: list[ArlRejectOut]

@@ -1,0 +1,429 @@
+"""Use case: a professional sends invoices; store-and-forward intake (DESIGN §2.5, §5, §6).
+
+Intake checks the form, stores the invoice durably and answers only after the commit: 202
+``received`` for one invoice, an ARL for a batch. It needs nothing but the database — not the
+worker, not the adjudication or payment channels, not the portal — so invoices keep coming in
+when any of those is down. Adjudication happens later (``services.adjudication``).
+
+    submit → admitted? (intake open, may submit) → form (lines, domains) → encrypt body
+           → INSERT … ON CONFLICT DO NOTHING → inserted: 202
+                                              → already there: same body? replay : 409
+
+Idempotency: by ``Idempotency-Key`` and by the structure's own invoice number (unique per
+structure). The body compared is the canonical JSON of the validated invoice, so key order and
+spacing do not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import delete, or_, select, update
+
+from rempart import access
+from rempart.access import record_refusal
+from rempart.db.tables import care_key, invoice, invoice_batch
+from rempart.db.upsert import insert_for
+from rempart.domain.adjudication import (
+    InvoiceStatus,
+    claim_from_doc,
+    form_problems,
+    may_move,
+)
+from rempart.domain.care import PROFESSION_DOMAINS
+from rempart.domain.channels import Channel
+from rempart.domain.errors import (
+    ChannelClosed,
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidFields,
+    NotFound,
+)
+from rempart.domain.roles import Permission
+from rempart.security import audit
+from rempart.security.principal import Principal
+from rempart.security.pseudonyms import card_index
+from rempart.services import channels
+from rempart.services.runtime import Runtime
+
+BATCH_INVOICES_MAX = 1000
+BATCH_LINES_MAX = 5000
+
+
+class KeyReused(Conflict):
+    code = "idempotency_conflict"
+    title = "Facture déjà reçue avec un autre contenu"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Cette clé d'idempotence ou ce numéro de facture a déjà servi pour une facture au "
+            "contenu différent. Envoyez une nouvelle facture sous un autre numéro."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    invoice_id: UUID
+    status: str
+    received_at: datetime
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "invoice_id": str(self.invoice_id),
+            "status": self.status,
+            "received_at": self.received_at.isoformat(),
+        }
+
+
+def canonical(doc: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def body_hash(doc: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(canonical(doc)).digest()
+
+
+async def _admit(rt: Runtime, actor: Principal, channel: Channel = Channel.INTAKE) -> None:
+    try:
+        await channels.ensure_open(rt, channel)
+    except ChannelClosed:
+        await _refuse(rt, actor, "channel_closed")
+        raise
+    if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
+        await _refuse(rt, actor, "not_allowed")
+        raise Forbidden("Seul un professionnel de santé peut envoyer des factures.")
+
+
+async def _refuse(rt: Runtime, actor: Principal, reason: str) -> None:
+    async with rt.db.transaction() as conn:
+        await record_refusal(
+            conn,
+            principal=actor,
+            channel="api",
+            purpose="invoice_intake",
+            reason=reason,
+            now=rt.now(),
+        )
+
+
+def form_errors(actor: Principal, doc: Mapping[str, Any], today: date) -> list[FieldError]:
+    """The form checks types cannot express: amounts that cannot add up, optical equipments,
+    domains the structure's profession does not bill."""
+    claim = claim_from_doc(doc, today)
+    errors = form_problems(claim)
+    allowed = PROFESSION_DOMAINS[actor.profession] if actor.profession else frozenset()
+    for i, line in enumerate(claim.lines):
+        if line.domain not in allowed:
+            errors.append(
+                FieldError(f"lines.{i}.domain", "domaine non autorisé pour votre profession")
+            )
+    return errors
+
+
+def _row(
+    rt: Runtime,
+    actor: Principal,
+    doc: Mapping[str, Any],
+    *,
+    key: str | None,
+    channel: str,
+    batch_id: UUID | None,
+    now: datetime,
+) -> dict[str, Any]:
+    invoice_id = uuid.uuid4()
+    who = doc["beneficiary"]
+    return {
+        "id": invoice_id,
+        "structure_id": actor.structure_id,
+        "invoice_number": doc["invoice_number"],
+        "idempotency_key": key,
+        "body_hash": body_hash(doc),
+        "body_enc": rt.keys.encrypt("invoice", "body", invoice_id, canonical(doc).decode()),
+        "key_version": rt.keys.current_version,
+        "card_bi": card_index(
+            rt.keys,
+            who["amc_number"],
+            who["adherent_number"],
+            date.fromisoformat(who["birth_date"]),
+            who.get("rank", 1),
+        ),
+        "care_date": date.fromisoformat(doc["care_date"]),
+        "channel": channel,
+        "batch_id": batch_id,
+        "status": InvoiceStatus.RECEIVED.value,
+        "received_at": now,
+    }
+
+
+async def submit(
+    rt: Runtime,
+    actor: Principal,
+    doc: Mapping[str, Any],
+    *,
+    idempotency_key: str | None,
+    channel: str = "api",
+) -> Receipt:
+    """Store one invoice (validated for types by the caller) and return its receipt, or the
+    first receipt when it was already received with the same content."""
+    await _admit(rt, actor)
+    errors = form_errors(actor, doc, rt.today())
+    if errors:
+        raise InvalidFields(errors)
+    now = rt.now()
+    values = _row(rt, actor, doc, key=idempotency_key, channel=channel, batch_id=None, now=now)
+    stmt = insert_for(rt.db.dialect, invoice).on_conflict_do_nothing().returning(invoice.c.id)
+    async with rt.db.transaction() as conn:
+        if (await conn.execute(stmt, values)).first() is not None:
+            return Receipt(values["id"], "received", now)
+        same = or_(
+            invoice.c.invoice_number == values["invoice_number"],
+            *([invoice.c.idempotency_key == idempotency_key] if idempotency_key else []),
+        )
+        found = (
+            await conn.execute(
+                select(invoice.c.id, invoice.c.body_hash, invoice.c.received_at).where(
+                    invoice.c.structure_id == actor.structure_id, same
+                )
+            )
+        ).all()
+    if len(found) == 1 and found[0].body_hash == values["body_hash"]:
+        return Receipt(found[0].id, "received", found[0].received_at, replayed=True)
+    raise KeyReused()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One invoice of a batch: its validated body, or the problems its form has."""
+
+    index: int
+    invoice_number: str | None
+    doc: Mapping[str, Any] | None
+    errors: Sequence[FieldError] = ()
+
+
+async def submit_batch(
+    rt: Runtime,
+    actor: Principal,
+    items: Sequence[BatchItem],
+    *,
+    idempotency_key: str | None,
+    batch_hash: bytes,
+) -> tuple[dict[str, Any], bool]:
+    """Store a batch's valid invoices in one transaction and return its ARL (and whether it is
+    a replay). Invalid invoices and numbers already used for another content are listed as
+    rejected with their reasons; nothing of them is stored."""
+    await _admit(rt, actor)
+    if len(items) > BATCH_INVOICES_MAX:
+        raise InvalidFields(
+            [FieldError("invoices", f"au plus {BATCH_INVOICES_MAX} factures par lot")]
+        )
+    lines = sum(len(i.doc["lines"]) for i in items if i.doc is not None)
+    if lines > BATCH_LINES_MAX:
+        raise InvalidFields([FieldError("invoices", f"au plus {BATCH_LINES_MAX} lignes par lot")])
+    today, now = rt.today(), rt.now()
+    checked = [
+        item
+        if item.doc is None
+        else BatchItem(
+            item.index, item.invoice_number, item.doc, form_errors(actor, item.doc, today)
+        )
+        for item in items
+    ]
+    batch_id = uuid.uuid4()
+    rows = {
+        item.index: _row(rt, actor, item.doc, key=None, channel="batch", batch_id=batch_id, now=now)
+        for item in checked
+        if item.doc is not None and not item.errors
+    }
+    async with rt.db.transaction() as conn:
+        if idempotency_key is not None:
+            prior = (
+                await conn.execute(
+                    select(invoice_batch.c.body_hash, invoice_batch.c.arl).where(
+                        invoice_batch.c.structure_id == actor.structure_id,
+                        invoice_batch.c.idempotency_key == idempotency_key,
+                    )
+                )
+            ).first()
+            if prior is not None:
+                if prior.body_hash != batch_hash:
+                    raise KeyReused()
+                return orjson.loads(prior.arl), True
+        inserted: set[UUID] = set()
+        if rows:
+            stmt = (
+                insert_for(rt.db.dialect, invoice).on_conflict_do_nothing().returning(invoice.c.id)
+            )
+            result = await conn.execute(stmt, list(rows.values()))
+            inserted = {r.id for r in result}
+        missing = [v for v in rows.values() if v["id"] not in inserted]
+        existing = {}
+        if missing:
+            for r in await conn.execute(
+                select(invoice.c.id, invoice.c.invoice_number, invoice.c.body_hash).where(
+                    invoice.c.structure_id == actor.structure_id,
+                    invoice.c.invoice_number.in_([v["invoice_number"] for v in missing]),
+                )
+            ):
+                existing[r.invoice_number] = r
+        arl = _arl(batch_id, now, checked, rows, inserted, existing)
+        await conn.execute(
+            insert_for(rt.db.dialect, invoice_batch).values(
+                id=batch_id,
+                structure_id=actor.structure_id,
+                idempotency_key=idempotency_key,
+                body_hash=batch_hash,
+                received_at=now,
+                arl=orjson.dumps(arl).decode(),
+            )
+        )
+    return arl, False
+
+
+def _arl(
+    batch_id: UUID,
+    now: datetime,
+    items: Sequence[BatchItem],
+    rows: Mapping[int, Mapping[str, Any]],
+    inserted: set[UUID],
+    existing: Mapping[str, Any],
+) -> dict[str, Any]:
+    received, rejected = [], []
+    for item in items:
+        if item.doc is None or item.errors:
+            rejected.append(_rejected(item, "invalid_fields", item.errors))
+            continue
+        row = rows[item.index]
+        if row["id"] in inserted:
+            received.append(_received(item, row["id"], now))
+            continue
+        prior = existing.get(row["invoice_number"])
+        if prior is not None and prior.body_hash == row["body_hash"]:
+            received.append(_received(item, prior.id, now, replayed=True))
+        else:
+            conflict = FieldError("invoice_number", "numéro déjà utilisé pour une autre facture")
+            rejected.append(_rejected(item, "idempotency_conflict", [conflict]))
+    return {
+        "batch_id": str(batch_id),
+        "received_at": now.isoformat(),
+        "accepted": len(received),
+        "invoices": received,
+        "rejected": rejected,
+    }
+
+
+def _received(item: BatchItem, invoice_id: UUID, now: datetime, **extra: bool) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "invoice_number": item.invoice_number,
+        "invoice_id": str(invoice_id),
+        "status": "received",
+        **extra,
+    }
+
+
+def _rejected(item: BatchItem, code: str, errors: Sequence[FieldError]) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "invoice_number": item.invoice_number,
+        "code": code,
+        "errors": [{"field": e.field, "reason": e.reason} for e in errors],
+    }
+
+
+# -- reading back and cancelling -------------------------------------------------------------
+
+
+async def get(rt: Runtime, actor: Principal, invoice_id: UUID) -> access.InvoiceRead:
+    async with rt.db.transaction() as conn:
+        found = await access.read_invoice(
+            conn, principal=actor, invoice_id=invoice_id, now=rt.now(), channel="api"
+        )
+    if found is None:
+        raise NotFound("Facture introuvable.")
+    return found
+
+
+async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
+    """Cancel one of the structure's invoices before it is paid; its care may be billed again."""
+    if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
+        await _refuse(rt, actor, "not_allowed")
+        raise Forbidden("Seul le professionnel de santé qui l'a envoyée peut annuler une facture.")
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        q = select(invoice.c.status, invoice.c.beneficiary_id).where(
+            invoice.c.id == invoice_id, invoice.c.structure_id == actor.structure_id
+        )
+        if rt.db.dialect == "postgresql":
+            q = q.with_for_update()  # wait for a worker deciding it, then see its decision
+        row = (await conn.execute(q)).first()
+        if row is None:
+            await record_refusal(
+                conn,
+                principal=actor,
+                channel="api",
+                purpose="invoice_cancel",
+                reason="not_found",
+                now=now,
+            )
+        elif may_move(InvoiceStatus(row.status), InvoiceStatus.CANCELLED):
+            await conn.execute(
+                update(invoice)
+                .where(invoice.c.id == invoice_id)
+                .values(status=InvoiceStatus.CANCELLED.value, cancelled_at=now)
+            )
+            await conn.execute(delete(care_key).where(care_key.c.invoice_id == invoice_id))
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                channel="api",
+                purpose="invoice_cancel",
+                result="ok",
+                subject_kind="beneficiary" if row.beneficiary_id else None,
+                subject_id=row.beneficiary_id,
+                categories=("claims",),
+                detail={"invoice_id": str(invoice_id), "was": row.status},
+            )
+    if row is None:
+        raise NotFound("Facture introuvable.")
+    if not may_move(InvoiceStatus(row.status), InvoiceStatus.CANCELLED):
+        raise Conflict(
+            "Cette facture ne peut plus être annulée (déjà payée ou annulée) : émettez un avoir."
+        )
+    return InvoiceStatus.CANCELLED.value
+
+
+async def list_own(
+    rt: Runtime,
+    actor: Principal,
+    *,
+    status: InvoiceStatus | None,
+    received_from: date | None,
+    received_to: date | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[Any]:
+    if actor.structure_id is None:
+        raise Forbidden("Seul un professionnel de santé a des factures.")
+    async with rt.db.transaction() as conn:
+        return await access.list_invoices(
+            conn,
+            principal=actor,
+            status=status.value if status else None,
+            received_from=received_from,
+            received_to=received_to,
+            after=after,
+            limit=limit,
+            now=rt.now(),
+            channel="api",
+        )
