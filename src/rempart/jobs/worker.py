@@ -58,8 +58,10 @@ async def run_once(rt: Runtime) -> dict[str, int]:
 
 async def run_forever(rt: Runtime, *, interval_seconds: float = 5.0) -> None:
     while True:
+        busy = False
         try:
-            await run_once(rt)
+            busy = any((await run_once(rt)).values())
         except Exception:  # a failed round must not kill the loop; it is logged and retried
             log.exception("worker.round_failed")
-        await asyncio.sleep(interval_seconds)
+        # a round that found work goes on at once: a backlog is drained, not paced
+        await asyncio.sleep(0 if busy else interval_seconds)
