@@ -89,3 +89,69 @@ async def test_import_and_rights_check_over_the_api(sqlite_rt: Runtime, tmp_path
             .all()
         )
     assert sorted(results) == ["covered", "covered", "not_covered", "not_covered", "refused"]
+
+
+async def test_invoices_are_received_and_decided_on_sqlite(
+    sqlite_rt: Runtime, tmp_path: Path
+) -> None:
+    from rempart.services import adjudication
+
+    rt = sqlite_rt
+    insurer = await f.insurer(rt)
+    persons = f.people(3, seed=9)
+    path = f.write_file(tmp_path / "b.csv", persons)
+    await import_beneficiaries(rt, path, amc_number=insurer.amc_number, actor=f.ACTOR)
+    pro = await f.professional(rt)
+    app = create_app(rt.settings, runtime=rt)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+    ) as http:
+        tok = (
+            await http.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": pro.client.client_id,
+                    "client_secret": pro.client.client_secret,
+                },
+            )
+        ).json()
+        auth = {"Authorization": f"Bearer {tok['access_token']}"}
+        card = persons[0].card(insurer.amc_number)
+        checked = await http.post(
+            "/api/v1/rights-checks",
+            json={**card, "domain": "PHAR", "care_date": "2026-12-01"},
+            headers=auth,
+        )
+        number = checked.json()["engagement_number"]
+        drug = {
+            "domain": "PHAR",
+            "code_system": "CIP13",
+            "code": "3400930000014",
+            "quantity": 2,
+            "unit_price": "4.99",
+            "brss": "4.99",
+            "amo_rate": 65,
+            "amo_amount": "6.49",
+            "amc_amount_claimed": "3.49",
+        }
+        body = {
+            "invoices": [
+                {
+                    "invoice_number": f"S-{i}",
+                    "care_date": "2026-12-01",
+                    "engagement_number": number,
+                    "beneficiary": card,
+                    "lines": [drug],
+                }
+                for i in range(2)
+            ]
+        }
+        arl = await http.post("/api/v1/invoice-batches", json=body, headers=auth)
+        assert (arl.status_code, arl.json()["accepted"]) == (202, 2)
+        assert await adjudication.decide_all(rt) == 2
+        first, second = (i["invoice_id"] for i in arl.json()["invoices"])
+        a = (await http.get(f"/api/v1/invoices/{first}", headers=auth)).json()
+        b = (await http.get(f"/api/v1/invoices/{second}", headers=auth)).json()
+    assert (a["status"], a["amc_amount"]) == ("accepted", "3.49")
+    assert (b["status"], b["lines"][0]["reasons"][0]["code"]) == ("rejected", "R10")
