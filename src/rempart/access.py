@@ -510,11 +510,17 @@ class Lookups:
     history: dict[UUID, list[tuple[CareDomain, date, int]]]  # accepted AMC per person
 
 
-async def adjudication_lookups(
-    conn: AsyncConnection, picked: Sequence[Received], *, history_since: date
+async def claim_lookups(
+    conn: AsyncConnection,
+    *,
+    cards: Sequence[bytes],
+    structures: Sequence[UUID],
+    numbers: Sequence[str],
+    history_since: date,
 ) -> Lookups:
-    """Everything the decisions of ``picked`` need, in five indexed queries for the batch."""
-    cards = list({p.card_bi for p in picked})
+    """What deciding (or simulating) claims of these cards by these structures quoting these
+    engagement numbers needs, in at most five indexed queries for a whole batch. The caller
+    audits each use of it (``adjudication_audit_row``, ``calculation``)."""
     people = (
         await conn.execute(
             select(
@@ -560,7 +566,6 @@ async def adjudication_lookups(
     relationships: dict[tuple[UUID, UUID], datetime] = {}
     history: dict[UUID, list[tuple[CareDomain, date, int]]] = {}
     if ids:
-        structures = list({p.structure_id for p in picked})
         for r in await conn.execute(
             select(care_relationship).where(
                 care_relationship.c.beneficiary_id.in_(ids),
@@ -586,7 +591,6 @@ async def adjudication_lookups(
             history.setdefault(h.beneficiary_id, []).append(
                 (CareDomain(h.domain), h.care_date, h.amc_cents)
             )
-    numbers = list({n for p in picked if (n := p.doc.get("engagement_number"))})
     engagements = {}
     if numbers:
         for e in await conn.execute(select(engagement).where(engagement.c.number.in_(numbers))):

@@ -380,3 +380,57 @@ async def test_intake_goes_on_with_adjudication_off_and_the_backlog_is_decided_a
             )
         ).scalar_one()
     assert left == 0
+
+
+async def test_a_calculation_for_a_served_person_and_the_same_unknown_for_anyone_else(
+    api: Api,
+) -> None:
+    from rempart.web.api.schemas import CalculationOut
+
+    token = await api.token()
+    served, stranger = api.persons[0], api.persons[2]
+    await check(api, token, served)
+
+    async def simulate(p: f.Person, **card: Any) -> dict[str, Any]:
+        body = {
+            "care_date": CARE,
+            "beneficiary": {**p.card(api.insurer.amc_number), **card},
+            "lines": [
+                {
+                    k: v
+                    for k, v in line(quantity=2, amo_amount="13.00").items()
+                    if k != "amc_amount_claimed"
+                }
+            ],
+        }
+        r = await api.http.post("/api/v1/calculations", json=body, headers=_auth(token))
+        assert r.status_code == 200, r.text
+        CalculationOut.model_validate(r.json())
+        return r.json()  # type: ignore[no-any-return]
+
+    got = await simulate(served)
+    assert (got["status"], got["amc_amount"], got["patient_amount"]) == ("computed", "7.00", "0.00")
+    [ln] = got["lines"]
+    assert (ln["expense"], ln["amo_amount"], ln["amc_amount"]) == ("20.00", "13.00", "7.00")
+    assert [s["code"] for s in ln["trace"]] == ["amo_given", "guarantee_pct_brss"]
+    not_served = await simulate(stranger)
+    unknown = await simulate(served, rank=3)
+    for answer in (not_served, unknown):
+        assert {k: v for k, v in answer.items() if k != "calculation_id"} == {
+            "status": "unknown",
+            "care_date": CARE,
+            "amc_amount": None,
+            "patient_amount": None,
+            "lines": [],
+        }
+    async with api.rt.db.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_event.c.result, audit_event.c.subject_id, audit_event.c.detail)
+                .where(audit_event.c.purpose == "calculation")
+                .order_by(audit_event.c.at)
+            )
+        ).all()
+    assert [r.result for r in rows] == ["computed", "unknown", "unknown"]
+    assert rows[1].subject_id is not None and "no_care_relationship" in rows[1].detail
+    assert rows[2].subject_id is None

@@ -36,7 +36,7 @@ A line is never paid more than was claimed. An invoice with every line rejected 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -402,3 +402,12 @@ def consumption(
         d: Consumption(Money(year.get(d, 0)), Money(renewal.get(d, 0)))
         for d in year.keys() | renewal.keys()
     }
+
+
+def calculation_line(doc: Mapping[str, Any], care_date: date) -> Line:
+    """A line of a simulation (``POST /api/v1/calculations``): an invoice line whose AMO part
+    is optional (computed from the rate when absent) and with nothing claimed."""
+    amo = doc.get("amo_amount")
+    full = {**doc, "amo_amount": amo or "0.00", "amc_amount_claimed": "0.00"}
+    line = _calc_line(claim_line(full), care_date)
+    return line if amo is not None else replace(line, amo_amount=None)

@@ -97,7 +97,13 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
             return 0
         claims = [claim_from_doc(p.doc, p.received_at.date()) for p in picked]
         since = years_before(min(c.care_date for c in claims), RENEWAL_YEARS_MAX + 1)
-        look = await access.adjudication_lookups(conn, picked, history_since=since)
+        look = await access.claim_lookups(
+            conn,
+            cards=list({p.card_bi for p in picked}),
+            structures=list({p.structure_id for p in picked}),
+            numbers=list({c.engagement_number for c in claims if c.engagement_number}),
+            history_since=since,
+        )
         all_keys = {
             k
             for p, c in zip(picked, claims, strict=True)

@@ -1,4 +1,4 @@
-"""JSON API views of invoices (DESIGN §5): parse → call a service → render."""
+"""JSON API views of invoices and calculations (DESIGN §5): parse → call a service → render."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from rempart.domain.errors import FieldError, InvalidFields
 from rempart.domain.money import Money
 from rempart.domain.reasons import Reason
 from rempart.security.principal import Principal
-from rempart.services import invoices
+from rempart.services import calculations, invoices
 from rempart.services.invoices import BatchItem
 from rempart.web.api.schemas import (
     ArlOut,
+    CalculationIn,
+    CalculationOut,
     InvoiceBatchIn,
     InvoiceIn,
     InvoiceListOut,
@@ -221,3 +223,44 @@ async def cancel_invoice(
 ) -> Response:
     status = await invoices.cancel(runtime(request), principal, invoice_id)
     return json_response({"invoice_id": str(invoice_id), "status": status}, headers=_NO_STORE)
+
+
+@router.post(
+    "/api/v1/calculations",
+    response_model=CalculationOut,
+    tags=["Droits"],
+    summary="Simuler la part AMC et le reste à charge (CLC)",
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+)
+async def calculation(
+    body: CalculationIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(api_principal)],
+) -> Response:
+    sim = await calculations.simulate(
+        runtime(request), principal, body.model_dump(mode="json", exclude_none=True)
+    )
+    result = sim.result
+    return json_response(
+        {
+            "calculation_id": str(sim.calculation_id),
+            "status": "computed" if result is not None else "unknown",
+            "care_date": sim.care_date.isoformat(),
+            "amc_amount": str(result.amc) if result is not None else None,
+            "patient_amount": str(result.patient) if result is not None else None,
+            "lines": [
+                {
+                    "line_no": i,
+                    "expense": str(r.expense),
+                    "amo_amount": str(r.amo),
+                    "amc_amount": str(r.amc),
+                    "patient_amount": str(r.patient),
+                    "capped": r.capped,
+                    "trace": [{"code": s.code.value, "label": s.label} for s in r.trace],
+                }
+                for i, r in enumerate(result.lines if result is not None else (), 1)
+            ],
+        },
+        headers=_NO_STORE,
+    )

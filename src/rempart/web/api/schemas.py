@@ -160,7 +160,7 @@ class BeneficiaryIn(Strict):
     birth_date: IsoDate
 
 
-class InvoiceLineIn(Strict):
+class _LineIn(Strict):
     domain: CareDomain
     code_system: Literal["CIP13", "LPP", "CCAM", "NGAP"]
     code: StrictStr = Field(min_length=1, max_length=13)
@@ -168,8 +168,6 @@ class InvoiceLineIn(Strict):
     unit_price: Amount
     brss: Amount
     amo_rate: StrictInt = Field(ge=0, le=100, description="Taux AMO en % entier.")
-    amo_amount: Amount
-    amc_amount_claimed: Amount
     sante_class: Literal["A", "B", "I", "II", "100pct", "maitrise", "libre"] | None = None
     optic_kind: Literal["frame", "lens_simple", "lens_complex", "lens_very_complex"] | None = None
     equipment: StrictStr | None = Field(default=None, min_length=1, max_length=20)
@@ -183,6 +181,47 @@ class InvoiceLineIn(Strict):
         if system is not None and not re.match(_CODE_PATTERNS[system], code):
             raise ValueError(f"code {system} mal formé")
         return code
+
+
+class InvoiceLineIn(_LineIn):
+    amo_amount: Amount
+    amc_amount_claimed: Amount
+
+
+class CalculationLineIn(_LineIn):
+    amo_amount: Amount | None = Field(
+        default=None, description="Part AMO si connue ; sinon calculée avec le taux."
+    )
+
+
+class CalculationIn(Strict):
+    care_date: IsoDate
+    beneficiary: BeneficiaryIn
+    lines: list[CalculationLineIn] = Field(min_length=1, max_length=99)
+
+
+class StepOut(BaseModel):
+    code: str
+    label: str
+
+
+class CalculationLineOut(BaseModel):
+    line_no: int
+    expense: Euros
+    amo_amount: Euros
+    amc_amount: Euros
+    patient_amount: Euros
+    capped: bool
+    trace: list[StepOut]
+
+
+class CalculationOut(BaseModel):
+    calculation_id: UUID
+    status: Literal["computed", "unknown"]
+    care_date: date
+    amc_amount: Euros | None
+    patient_amount: Euros | None
+    lines: list[CalculationLineOut]
 
 
 class InvoiceIn(Strict):
