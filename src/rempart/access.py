@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
@@ -30,6 +30,7 @@ from rempart.db.tables import (
     invoice,
     invoice_line,
     ocam,
+    pec,
 )
 from rempart.domain.care import CareDomain
 from rempart.domain.coverage import Contract, Formula, Guarantee, Period
@@ -502,12 +503,24 @@ class EngagementRow:
     revoked: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PecRow:
+    id: UUID
+    structure_id: UUID
+    beneficiary_id: UUID | None
+    domain: CareDomain
+    status: str
+    valid_until: date | None
+    amc_cents: int
+
+
 @dataclass
 class Lookups:
     insured: dict[bytes, Insured]  # by card blind index
     relationships: dict[tuple[UUID, UUID], datetime]  # (structure, beneficiary) → expires_at
     engagements: dict[str, EngagementRow]  # by number
     history: dict[UUID, list[tuple[CareDomain, date, int]]]  # accepted AMC per person
+    pecs: dict[str, PecRow]  # by number
 
 
 async def claim_lookups(
@@ -517,6 +530,7 @@ async def claim_lookups(
     structures: Sequence[UUID],
     numbers: Sequence[str],
     history_since: date,
+    pec_numbers: Sequence[str] = (),
 ) -> Lookups:
     """What deciding (or simulating) claims of these cards by these structures quoting these
     engagement numbers needs, in at most five indexed queries for a whole batch. The caller
@@ -602,7 +616,35 @@ async def claim_lookups(
                 e.valid_until,
                 e.revoked_at is not None,
             )
-    return Lookups(insured, relationships, engagements, history)
+    pecs = {}
+    if pec_numbers:
+        for r in await conn.execute(select(pec).where(pec.c.number.in_(pec_numbers))):
+            pecs[r.number] = PecRow(
+                r.id,
+                r.structure_id,
+                r.beneficiary_id,
+                CareDomain(r.domain),
+                r.status,
+                r.valid_until,
+                r.amc_cents,
+            )
+    return Lookups(insured, relationships, engagements, history, pecs)
+
+
+async def last_equipment(
+    conn: AsyncConnection, beneficiary_id: UUID, domain: CareDomain, holding: Sequence[str]
+) -> date | None:
+    """The quote date of the person's latest PEC of this domain that holds its renewal period
+    (a PEC decision reads it, under the decision's audit row)."""
+    return (  # type: ignore[no-any-return]
+        await conn.execute(
+            select(func.max(pec.c.care_date)).where(
+                pec.c.beneficiary_id == beneficiary_id,
+                pec.c.domain == domain.value,
+                pec.c.status.in_(holding),
+            )
+        )
+    ).scalar()
 
 
 def adjudication_audit_row(

@@ -51,6 +51,8 @@ audit_app = typer.Typer(help="Journal d'audit infalsifiable.", no_args_is_help=T
 app.add_typer(audit_app, name="audit")
 security_app = typer.Typer(help="Alertes et confinements.", no_args_is_help=True)
 app.add_typer(security_app, name="security")
+pec_app = typer.Typer(help="Prises en charge à examiner (gestionnaires).", no_args_is_help=True)
+app.add_typer(pec_app, name="pec")
 
 ActorOpt = Annotated[
     str | None,
@@ -341,6 +343,48 @@ def _uuid(value: str, what: str) -> Any:
     except ValueError:
         err.print(f"[red]{what} invalide.[/red]")
         raise typer.Exit(2) from None
+
+
+@pec_app.command("queue")
+def pec_queue(actor: ActorOpt = None) -> None:
+    """Les prises en charge à examiner, les plus anciennes d'abord."""
+    from rempart.services import pec
+
+    async def body(rt: Runtime) -> Any:
+        return await pec.queue(rt, await _actor(rt, actor))
+
+    table = Table("PEC", "Numéro", "Domaine", "Devis du", "Montant", "AMC proposée", "Motifs")
+    for item in _run(body):
+        table.add_row(
+            str(item.id),
+            item.number,
+            item.domain.value,
+            item.care_date.isoformat(),
+            item.expense.french(),
+            item.proposal.french(),
+            ", ".join(f"{r.code.value} {r.code.label}" for r in item.reasons),
+        )
+    console.print(table)
+
+
+@pec_app.command("decide")
+def pec_decide(
+    pec_id: Annotated[str, typer.Argument(help="Identifiant de la PEC (rempart pec queue).")],
+    accept: Annotated[
+        bool, typer.Option("--accept/--refuse", help="Accorder (au montant proposé) ou refuser.")
+    ],
+    actor: ActorOpt = None,
+) -> None:
+    """Décider une prise en charge à examiner (audité au nom du gestionnaire)."""
+    from rempart.services import pec
+
+    pid = _uuid(pec_id, "Identifiant de PEC")
+
+    async def body(rt: Runtime) -> Any:
+        return await pec.review(rt, await _actor(rt, actor), pid, accept=accept)
+
+    answer = _run(body)
+    console.print(f"PEC {answer.number} : {answer.status.label} ({answer.amc.french()})")
 
 
 @security_app.command("alerts")

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Rights checks.
     care_relationship_days: int = 90
     engagement_validity_days: int = 15
+    pec_validity_days: int = 180  # a prise en charge guarantees its amount this long
+    pec_grace_days: int = 15  # délai de tolérance: an invoice may cite it this much later
 
     # Distinct-beneficiary ceilings: {"pharmacy": [300, 600], …} overrides the defaults of
     # domain.quotas; answers past the soft ceiling wait this long (API clients).

@@ -73,7 +73,7 @@ def test_a_clean_invoice_is_accepted_at_the_computed_parts() -> None:
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"right": None}, "R03"),
+        ({"right": None}, "R15"),  # unknown: the same answer as not served
         ({"relationship": False}, "R15"),
         ({"right": Right(date(2026, 1, 1), date(2026, 11, 30))}, "R04"),
         ({"engagement": None}, "R06"),

@@ -237,7 +237,7 @@ async def test_each_rejection_has_its_own_code(api: Api) -> None:
         "dup-1": ("accepted", []),
         "dup-2": ("rejected", ["R10"]),
         "no-rel": ("rejected", ["R15"]),
-        "unknown": ("rejected", ["R03"]),
+        "unknown": ("rejected", ["R15"]),  # the same answer as for a person not served
         "expired": ("rejected", ["R07"]),
         "late": ("rejected", ["R11"]),
         "other-eng": ("rejected", ["R16"]),

@@ -473,6 +473,42 @@ invoice_batch = Table(
     UniqueConstraint("structure_id", "idempotency_key", name="uq_invoice_batch_structure_key"),
 )
 
+# -- prises en charge (DESIGN §2.4): optique, audio, dentaire --------------------------------
+
+# One row per PEC request. The quote as sent is encrypted; the decision (status, reasons, the
+# AMC per line) is in clear columns and ``decision`` (JSON of amounts and codes, no identity).
+pec = Table(
+    "pec",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("number", String(40), nullable=False, unique=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False),
+    Column("beneficiary_id", Uuid),  # None when the card was unknown
+    Column("domain", String(8), nullable=False),
+    Column("care_date", Date, nullable=False),  # the quote's date
+    Column("status", String(10), nullable=False),
+    Column("valid_until", Date),  # the last care date an invoice may cite it for
+    Column("idempotency_key", String(100)),
+    Column("body_hash", LargeBinary(32), nullable=False),
+    Column("body_enc", LargeBinary, nullable=False),
+    Column("key_version", SmallInteger, nullable=False),
+    Column("amc_cents", BigInteger, nullable=False),  # guaranteed (the proposal when to review)
+    Column("expense_cents", BigInteger, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime()),
+    Column("decided_by", String(100)),  # the agent who reviewed it; None: automatic
+    Column("cancelled_at", UtcDateTime()),
+    Column("consumed_by", Uuid),  # the invoice that used it
+    UniqueConstraint("structure_id", "idempotency_key", name="uq_pec_structure_key"),
+    Index("ix_pec_beneficiary_domain", "beneficiary_id", "domain"),
+    Index("ix_pec_status", "status"),
+    CheckConstraint(
+        "status IN ('accepted', 'partial', 'refused', 'to_review', 'cancelled', 'consumed')",
+        name="status",
+    ),
+)
+
 # -- installation-wide settings (e.g. the marker of a demo database) -------------------------
 
 setting = Table(

@@ -7,14 +7,15 @@ invoice was received stands for "now".
 
 The controls, in order; an invoice-level failure rejects every line with the same reason:
 
-    R14 care date after reception       R03 card unknown          R15 no care relationship
+    R14 care date after reception       R15 card unknown, or no care relationship with the PS
     R11 past the insurer's deadline      R04 rights closed         R06 no engagement quoted
     R16 engagement of another PS/person  R07 engagement revoked or expired for that date
     per line: R06 engagement for another domain, R12 code not valid for the domain,
               R14 AMO part above the expense, R09 AMO part ≠ the rate applied to the base,
               R10 the same care already accepted, then the calculation engine:
-              not covered → R04, 15 % drug → R05, AMC claimed above the computed part or a
-              cap reached → paid at the computed part with an R08 *signalement*.
+              not covered → R04, 15 % drug → R05, AMC claimed above the computed part (a
+              formula, a cap, the PEC's amount) → paid at the computed part with an R08
+              *signalement*.
 
 A line is never paid more than was claimed. An invoice with every line rejected is
 ``rejected``; with at least one line accepted it is ``accepted``.
@@ -153,12 +154,25 @@ class EngagementFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PecRef:
+    """The prise en charge the invoice quotes, as found by its number."""
+
+    same_structure: bool
+    same_beneficiary: bool
+    domain: CareDomain
+    granted: bool  # accepted or partial, not cancelled, consumed, refused or to review
+    valid_until: date  # the last care date it covers, grace period included
+    amc: Money  # the AMC amount it guarantees: the invoice is never paid above it
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
-    right: Right | None  # None: no beneficiary has this card (R03)
+    right: Right | None  # None: no beneficiary has this card (answered R15)
     guarantees: Sequence[Guarantee] = ()
     responsible: bool = True
     relationship: bool = False  # an open care relationship between this PS and the person
     engagement: EngagementFacts | None = None  # None: no engagement has the number quoted
+    pec: PecRef | None = None  # None: no PEC has the number quoted (or none quoted)
     deadline_days: int = 730
     duplicates: frozenset[int] = frozenset()  # lines whose care was already accepted
     consumption: Mapping[CareDomain, Consumption] = field(default_factory=dict)
@@ -199,14 +213,23 @@ def _reject(line: ClaimLine, code: Code) -> LineDecision:
 def _invoice_problem(claim: Claim, facts: Facts) -> Code | None:
     if claim.care_date > claim.received_on:
         return Code.R14
-    if facts.right is None:
-        return Code.R03
-    if not facts.relationship:
+    if facts.right is None or not facts.relationship:
+        # an unknown card and a person this PS does not serve get the same answer: intake has
+        # no quota, so an R03 would tell a prober which cards exist (DESIGN §2, "not yours")
         return Code.R15
     if (claim.received_on - claim.care_date).days > facts.deadline_days:
         return Code.R11
     if not facts.right.open_on(claim.care_date):
         return Code.R04
+    if claim.pec_number is not None:  # a PEC stands for the engagement
+        p = facts.pec
+        if p is None:
+            return Code.R06
+        if not (p.same_structure and p.same_beneficiary):
+            return Code.R16
+        if not p.granted or claim.care_date > p.valid_until:
+            return Code.R07
+        return None
     e = facts.engagement
     if claim.engagement_number is None or e is None:
         return Code.R06
@@ -224,8 +247,9 @@ def _code_valid(line: ClaimLine) -> bool:
 
 
 def _line_problem(i: int, line: ClaimLine, claim: Claim, facts: Facts) -> Code | None:
-    assert facts.engagement is not None
-    if line.domain is not facts.engagement.domain:
+    covered_by = facts.pec if claim.pec_number is not None else facts.engagement
+    assert covered_by is not None
+    if line.domain is not covered_by.domain:
         return Code.R06
     if not _code_valid(line):
         return Code.R12
@@ -252,7 +276,7 @@ def adjudicate(claim: Claim, facts: Facts) -> InvoiceDecision:
             decided[i] = _reject(line, code)
     payable = [i for i in range(len(claim.lines)) if i not in decided]
     calc = compute(
-        [_calc_line(claim.lines[i], claim.care_date) for i in payable],
+        [to_line(claim.lines[i], claim.care_date) for i in payable],
         facts.guarantees,
         consumption=facts.consumption,
         age_years=claim.age_years,
@@ -267,17 +291,36 @@ def adjudicate(claim: Claim, facts: Facts) -> InvoiceDecision:
             decided[i] = _reject(line, Code.R05)
         else:
             paid = min(result.amc, line.amc_claimed)
-            over = result.capped or line.amc_claimed > result.amc
+            over = line.amc_claimed > result.amc  # paid less than claimed: say why
             reasons = (Reason(Code.R08, Kind.SIGNALEMENT),) if over else ()
             decided[i] = LineDecision(
                 True, result.amo, paid, result.expense - result.amo - paid, reasons
             )
+    if claim.pec_number is not None and facts.pec is not None:
+        _within_pec(decided, facts.pec.amc)
     lines = tuple(decided[i] for i in range(len(claim.lines)))
     status = InvoiceStatus.ACCEPTED if any(d.accepted for d in lines) else InvoiceStatus.REJECTED
     return InvoiceDecision(status, lines)
 
 
-def _calc_line(line: ClaimLine, care_date: date) -> Line:
+def _within_pec(decided: dict[int, LineDecision], amc: Money) -> None:
+    """Never pay above the PEC: its amount is spent line by line, in order (R08 where cut)."""
+    left = amc.cents
+    for i in sorted(decided):
+        d = decided[i]
+        if not d.accepted:
+            continue
+        paid = min(d.amc.cents, left)
+        left -= paid
+        if paid < d.amc.cents:
+            signal = Reason(Code.R08, Kind.SIGNALEMENT)
+            reasons = d.reasons if signal in d.reasons else (*d.reasons, signal)
+            decided[i] = LineDecision(
+                True, d.amo, Money(paid), d.patient + Money(d.amc.cents - paid), reasons
+            )
+
+
+def to_line(line: ClaimLine, care_date: date) -> Line:
     return Line(
         line.code_system,
         line.code,
@@ -352,7 +395,11 @@ def claim_from_doc(doc: Mapping[str, Any], received_on: date) -> Claim:
 
 def form_problems(claim: Claim) -> list[FieldError]:
     """The calculation's input checks on the invoice's lines, in the invoice's field names."""
-    problems = input_problems([_calc_line(line, claim.care_date) for line in claim.lines])
+    return lines_problems(claim.lines, claim.care_date)
+
+
+def lines_problems(lines: Sequence[ClaimLine], care_date: date) -> list[FieldError]:
+    problems = input_problems([to_line(line, care_date) for line in lines])
     out = []
     for p in problems:
         head, _, name = p.field.rpartition(".")
@@ -409,5 +456,5 @@ def calculation_line(doc: Mapping[str, Any], care_date: date) -> Line:
     is optional (computed from the rate when absent) and with nothing claimed."""
     amo = doc.get("amo_amount")
     full = {**doc, "amo_amount": amo or "0.00", "amc_amount_claimed": "0.00"}
-    line = _calc_line(claim_line(full), care_date)
+    line = to_line(claim_line(full), care_date)
     return line if amo is not None else replace(line, amo_amount=None)

@@ -17,8 +17,9 @@ decided when it is switched back on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from uuid import UUID
 
 import orjson
 import structlog
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart import access
 from rempart.access import Insured, Received
-from rempart.db.tables import audit_event, care_key, invoice, invoice_line
+from rempart.db.tables import audit_event, care_key, invoice, invoice_line, pec
 from rempart.db.upsert import insert_for
 from rempart.domain.adjudication import (
     RENEWAL_YEARS_MAX,
@@ -35,12 +36,16 @@ from rempart.domain.adjudication import (
     EngagementFacts,
     Facts,
     InvoiceDecision,
+    InvoiceStatus,
+    PecRef,
     adjudicate,
     claim_from_doc,
     consumption,
     years_before,
 )
 from rempart.domain.channels import Channel
+from rempart.domain.money import Money
+from rempart.domain.pec import GRANTED, PecStatus
 from rempart.security.pseudonyms import fingerprint
 from rempart.services import channels
 from rempart.services.runtime import Runtime
@@ -63,6 +68,7 @@ class _Decided:
     person: Insured | None
     decision: InvoiceDecision
     keys: list[bytes | None]  # per line, the care key (None without a person)
+    consumes: UUID | None = None  # the PEC the accepted invoice uses up
 
 
 async def decide_batch(rt: Runtime, *, limit: int = BATCH) -> int:
@@ -103,6 +109,7 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
             structures=list({p.structure_id for p in picked}),
             numbers=list({c.engagement_number for c in claims if c.engagement_number}),
             history_since=since,
+            pec_numbers=list({c.pec_number for c in claims if c.pec_number}),
         )
         all_keys = {
             k
@@ -118,6 +125,10 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
         for p, claim in zip(picked, claims, strict=True):
             d = _decide(rt, p, claim, look, taken)
             decided.append(d)
+            used = look.pecs.get(claim.pec_number or "")
+            if used is not None and d.decision.status is InvoiceStatus.ACCEPTED:
+                d.consumes = used.id
+                look.pecs[claim.pec_number or ""] = replace(used, status=PecStatus.CONSUMED.value)
             for i, line in enumerate(d.decision.lines):
                 key = d.keys[i]
                 if line.accepted and key is not None:
@@ -158,6 +169,7 @@ def _decide(
         return _Decided(p, claim, None, adjudicate(claim, Facts(None)), keys)
     expires = look.relationships.get((p.structure_id, person.id))
     e = look.engagements.get(claim.engagement_number or "")
+    q = look.pecs.get(claim.pec_number or "")
     facts = Facts(
         person.right,
         person.guarantees,
@@ -172,6 +184,16 @@ def _decide(
             e.revoked,
         )
         if e is not None
+        else None,
+        pec=PecRef(
+            q.structure_id == p.structure_id,
+            q.beneficiary_id == person.id,
+            q.domain,
+            PecStatus(q.status) in GRANTED,
+            q.valid_until + timedelta(days=rt.settings.pec_grace_days),
+            Money(q.amc_cents),
+        )
+        if q is not None and q.valid_until is not None
         else None,
         deadline_days=person.deadline_days,
         duplicates=frozenset(i for i, k in enumerate(keys) if k in taken),
@@ -198,6 +220,15 @@ async def _write(
         )
         if len(got.all()) != len(new_keys):
             raise _Raced
+    for d in decided:
+        if d.consumes is not None:
+            done = await conn.execute(
+                update(pec)
+                .where(pec.c.id == d.consumes, pec.c.status.in_([s.value for s in GRANTED]))
+                .values(status=PecStatus.CONSUMED.value, consumed_by=d.picked.id)
+            )
+            if done.rowcount != 1:  # another worker's invoice used it first
+                raise _Raced
     await conn.execute(
         invoice_line.insert(),
         [

@@ -16,7 +16,6 @@ spacing do not matter.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,22 +50,12 @@ from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.security.pseudonyms import card_index
-from rempart.services import channels
+from rempart.services import channels, pec
+from rempart.services.idempotency import KeyReused, body_hash, canonical
 from rempart.services.runtime import Runtime
 
 BATCH_INVOICES_MAX = 1000
 BATCH_LINES_MAX = 5000
-
-
-class KeyReused(Conflict):
-    code = "idempotency_conflict"
-    title = "Facture déjà reçue avec un autre contenu"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Cette clé d'idempotence ou ce numéro de facture a déjà servi pour une facture au "
-            "contenu différent. Envoyez une nouvelle facture sous un autre numéro."
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +71,6 @@ class Receipt:
             "status": self.status,
             "received_at": self.received_at.isoformat(),
         }
-
-
-def canonical(doc: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-
-
-def body_hash(doc: Mapping[str, Any]) -> bytes:
-    return hashlib.sha256(canonical(doc)).digest()
 
 
 async def _admit(rt: Runtime, actor: Principal, channel: Channel = Channel.INTAKE) -> None:
@@ -382,6 +363,7 @@ async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
                 .values(status=InvoiceStatus.CANCELLED.value, cancelled_at=now)
             )
             await conn.execute(delete(care_key).where(care_key.c.invoice_id == invoice_id))
+            await pec.release(conn, invoice_id)
             await audit.record(
                 conn,
                 at=now,

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationInfo,
@@ -310,3 +311,29 @@ class ArlOut(BaseModel):
     accepted: int
     invoices: list[ArlInvoiceOut]
     rejected: list[ArlRejectOut]
+
+
+# -- prises en charge --------------------------------------------------------------------------
+
+
+class PecIn(Strict):
+    care_date: IsoDate = Field(description="Date du devis.")
+    beneficiary: BeneficiaryIn
+    vision_change: StrictBool = Field(
+        default=False, description="Changement de vue attesté (renouvellement anticipé)."
+    )
+    lines: list[InvoiceLineIn] = Field(
+        min_length=1, max_length=20, description="Lignes du devis ; amc_amount_claimed : demandé."
+    )
+
+
+class PecOut(BaseModel):
+    pec_id: UUID
+    pec_number: str
+    status: Literal["accepted", "partial", "refused", "to_review", "cancelled", "consumed"]
+    status_label: str
+    care_date: date
+    valid_until: date | None
+    amc_amount: Euros
+    reasons: list[ReasonOut]
+    lines: list[InvoiceLineOut]
