@@ -32,6 +32,7 @@ from rempart.db.tables import (
     ocam,
     pec,
 )
+from rempart.domain.adjudication import RENEWAL_YEARS
 from rempart.domain.care import CareDomain
 from rempart.domain.coverage import Contract, Formula, Guarantee, Period
 from rempart.domain.identifiers import Nir
@@ -530,11 +531,16 @@ async def claim_lookups(
     structures: Sequence[UUID],
     numbers: Sequence[str],
     history_since: date,
+    domains: Sequence[CareDomain],
     pec_numbers: Sequence[str] = (),
 ) -> Lookups:
     """What deciding (or simulating) claims of these cards by these structures quoting these
     engagement numbers needs, in at most five indexed queries for a whole batch. The caller
-    audits each use of it (``adjudication_audit_row``, ``calculation``)."""
+    audits each use of it (``adjudication_audit_row``, ``calculation``).
+
+    The AMC already paid (``history``) is read only for the ``domains`` billed whose guarantee
+    counts per year or renewal period, or whose equipment renews (optique, audio): a pharmacy's
+    batch of per-line guarantees reads none."""
     people = (
         await conn.execute(
             select(
@@ -587,24 +593,27 @@ async def claim_lookups(
             )
         ):
             relationships[(r.structure_id, r.beneficiary_id)] = r.expires_at
-        for h in await conn.execute(
-            select(
-                invoice.c.beneficiary_id,
-                invoice_line.c.domain,
-                invoice.c.care_date,
-                invoice_line.c.amc_cents,
-            )
-            .join(invoice_line, invoice_line.c.invoice_id == invoice.c.id)
-            .where(
-                invoice.c.beneficiary_id.in_(ids),
-                invoice.c.status.in_(("accepted", "paid")),
-                invoice.c.care_date >= history_since,
-                invoice_line.c.status == "accepted",
-            )
-        ):
-            history.setdefault(h.beneficiary_id, []).append(
-                (CareDomain(h.domain), h.care_date, h.amc_cents)
-            )
+        periodic = set(RENEWAL_YEARS) | {
+            g.domain for gs in grid.values() for g in gs if g.period is not Period.LINE
+        }
+        wanted = sorted({d.value for d in domains if d in periodic})
+        if wanted:
+            paid = func.sum(invoice_line.c.amc_cents).label("amc_cents")
+            for h in await conn.execute(
+                select(invoice.c.beneficiary_id, invoice_line.c.domain, invoice.c.care_date, paid)
+                .join(invoice_line, invoice_line.c.invoice_id == invoice.c.id)
+                .where(
+                    invoice.c.beneficiary_id.in_(ids),
+                    invoice.c.status.in_(("accepted", "paid")),
+                    invoice.c.care_date >= history_since,
+                    invoice_line.c.status == "accepted",
+                    invoice_line.c.domain.in_(wanted),
+                )
+                .group_by(invoice.c.beneficiary_id, invoice_line.c.domain, invoice.c.care_date)
+            ):
+                history.setdefault(h.beneficiary_id, []).append(
+                    (CareDomain(h.domain), h.care_date, int(h.amc_cents))
+                )
     engagements = {}
     if numbers:
         for e in await conn.execute(select(engagement).where(engagement.c.number.in_(numbers))):

@@ -48,3 +48,8 @@ def test_pct_is_exact_value_rounded_half_up(cents: int, rate: int) -> None:
 @given(st.integers(-(10**11) + 1, 10**11 - 1))
 def test_str_parse_round_trip(cents: int) -> None:
     assert Money.parse(str(Money(cents))) == Money(cents)
+
+
+@given(st.integers(-(10**9), 10**9), st.integers(-1000, 1000))
+def test_pct_in_integers_equals_pct_in_fractions(cents: int, rate: int) -> None:
+    assert pct(Money(cents), rate) == pct(Money(cents), Fraction(rate))

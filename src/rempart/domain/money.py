@@ -64,6 +64,10 @@ ZERO = Money(0)
 
 def pct(amount: Money, rate_pct: int | Fraction) -> Money:
     """``amount × rate / 100``, rounded half-up to the cent. The one rounding place."""
+    if type(rate_pct) is int:  # the usual case, in integers: the same result, without Fraction
+        scaled = amount.cents * rate_pct  # hundredths of a cent
+        rounded = (2 * abs(scaled) + 100) // 200
+        return Money(rounded if scaled >= 0 else -rounded)
     exact = Fraction(amount.cents) * Fraction(rate_pct) / 100
     num, den = abs(exact.numerator), exact.denominator
     rounded = (2 * num + den) // (2 * den)  # half-up, away from zero for negatives

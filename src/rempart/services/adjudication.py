@@ -109,21 +109,21 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
             structures=list({p.structure_id for p in picked}),
             numbers=list({c.engagement_number for c in claims if c.engagement_number}),
             history_since=since,
+            domains=list({line.domain for c in claims for line in c.lines}),
             pec_numbers=list({c.pec_number for c in claims if c.pec_number}),
         )
-        all_keys = {
-            k
+        keys = [
+            _care_keys(rt, c, look.insured.get(p.card_bi))
             for p, c in zip(picked, claims, strict=True)
-            for k in _care_keys(rt, c, look.insured.get(p.card_bi))
-            if k is not None
-        }
+        ]
+        all_keys = {k for ks in keys for k in ks if k is not None}
         taken = set()
         if all_keys:
             rows = await conn.execute(select(care_key.c.key).where(care_key.c.key.in_(all_keys)))
             taken = {r.key for r in rows}
         decided = []
-        for p, claim in zip(picked, claims, strict=True):
-            d = _decide(rt, p, claim, look, taken)
+        for p, claim, care in zip(picked, claims, keys, strict=True):
+            d = _decide(rt, p, claim, care, look, taken)
             decided.append(d)
             used = look.pecs.get(claim.pec_number or "")
             if used is not None and d.decision.status is InvoiceStatus.ACCEPTED:
@@ -161,10 +161,14 @@ def _care_keys(rt: Runtime, claim: Claim, person: Insured | None) -> list[bytes 
 
 
 def _decide(
-    rt: Runtime, p: Received, claim: Claim, look: access.Lookups, taken: set[bytes]
+    rt: Runtime,
+    p: Received,
+    claim: Claim,
+    keys: list[bytes | None],
+    look: access.Lookups,
+    taken: set[bytes],
 ) -> _Decided:
     person = look.insured.get(p.card_bi)
-    keys = _care_keys(rt, claim, person)
     if person is None:
         return _Decided(p, claim, None, adjudicate(claim, Facts(None)), keys)
     expires = look.relationships.get((p.structure_id, person.id))

@@ -94,6 +94,7 @@ async def simulate(rt: Runtime, actor: Principal, doc: Mapping[str, Any]) -> Sim
             structures=[actor.structure_id],
             numbers=[],
             history_since=years_before(care_date, RENEWAL_YEARS_MAX + 1),
+            domains=list({line.domain for line in lines}),
         )
         person = look.insured.get(bi)
         expires = look.relationships.get((actor.structure_id, person.id)) if person else None

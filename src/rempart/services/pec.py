@@ -224,6 +224,7 @@ async def request(
             structures=[actor.structure_id],
             numbers=[],
             history_since=years_before(quote.care_date, RENEWAL_YEARS_MAX + 1),
+            domains=[quote.domain],
         )
         person = look.insured.get(bi)
         facts = PecFacts(None)
