@@ -22,6 +22,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
+    audit_event,
+    bank_account,
     beneficiary,
     care_relationship,
     contract,
@@ -31,6 +33,7 @@ from rempart.db.tables import (
     invoice_line,
     ocam,
     pec,
+    structure,
 )
 from rempart.domain.adjudication import RENEWAL_YEARS
 from rempart.domain.care import CareDomain
@@ -790,3 +793,65 @@ async def list_invoices(
 
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# -- bank details of the professionals a payment run pays (DESIGN §2.7) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    structure_id: UUID
+    name: str  # the structure's registered name: the creditor's name on the transfer
+    iban: str
+    bic: str
+
+
+async def read_payees(
+    conn: AsyncConnection,
+    keys: KeyRing,
+    *,
+    principal: Principal,
+    accounts: Sequence[UUID],
+    now: datetime,
+    purpose: str,
+) -> dict[UUID, Payee]:
+    """Decrypt the IBANs of these bank accounts to write them into a transfer file: one audit
+    row per account, naming the structure whose bank details were read."""
+    if not accounts:
+        return {}
+    rows = (
+        await conn.execute(
+            select(
+                bank_account.c.id,
+                bank_account.c.structure_id,
+                bank_account.c.iban_enc,
+                bank_account.c.bic,
+                structure.c.name,
+            )
+            .join(structure, structure.c.id == bank_account.c.structure_id)
+            .where(bank_account.c.id.in_(accounts))
+        )
+    ).all()
+    await conn.execute(
+        audit_event.insert(),
+        [
+            audit.row(
+                at=now,
+                actor=principal,
+                channel="cli",
+                purpose=purpose,
+                result="ok",
+                subject_kind="structure",
+                subject_id=r.structure_id,
+                categories=("bank",),
+                detail={"bank_account_id": str(r.id)},
+            )
+            for r in rows
+        ],
+    )
+    return {
+        r.id: Payee(
+            r.structure_id, r.name, keys.decrypt("bank_account", "iban", r.id, r.iban_enc), r.bic
+        )
+        for r in rows
+    }

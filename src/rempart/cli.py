@@ -53,6 +53,10 @@ security_app = typer.Typer(help="Alertes et confinements.", no_args_is_help=True
 app.add_typer(security_app, name="security")
 pec_app = typer.Typer(help="Prises en charge à examiner (gestionnaires).", no_args_is_help=True)
 app.add_typer(pec_app, name="pec")
+pay_app = typer.Typer(help="Campagnes de paiement (SEPA).", no_args_is_help=True)
+app.add_typer(pay_app, name="pay")
+ledger_app = typer.Typer(help="Grand livre (partie double).", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 ActorOpt = Annotated[
     str | None,
@@ -385,6 +389,108 @@ def pec_decide(
 
     answer = _run(body)
     console.print(f"PEC {answer.number} : {answer.status.label} ({answer.amc.french()})")
+
+
+def _print_run(run: Any) -> None:
+    from rempart.domain.money import Money
+
+    state = "simulation (rien n'est enregistré)" if run.dry_run else run.status
+    console.print(
+        f"Campagne {run.id} du {run.run_date:%d/%m/%Y} : {state} — {run.transfers} virements, "
+        f"{run.advices} relevés, total {Money(run.total_cents).french()}"
+    )
+    for h in run.holds:
+        console.print(
+            f"  [yellow]retenu[/yellow] structure {h['structure_id']} : "
+            f"{Money(h['amount_cents']).french()} — {h['label']}"
+        )
+    for f in run.funding:
+        console.print(
+            f"  appel de fonds OCAM {f['ocam_id']} : {Money(f['amount_cents']).french()} "
+            f"({f['invoices']} factures)"
+        )
+
+
+@pay_app.command("run")
+def pay_run(
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Date d'exécution AAAA-MM-JJ (défaut : aujourd'hui)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Calculer sans enregistrer.")] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Préparer la campagne de paiement du jour (ou la montrer si elle existe déjà)."""
+    from datetime import date as date_
+
+    from rempart.services import payments
+
+    try:
+        run_date = date_.fromisoformat(day) if day else None
+    except ValueError:
+        err.print("[red]--date : date invalide (AAAA-MM-JJ attendu).[/red]")
+        raise typer.Exit(2) from None
+
+    async def body(rt: Runtime) -> Any:
+        return await payments.prepare(
+            rt, await _actor(rt, actor), run_date=run_date, dry_run=dry_run
+        )
+
+    _print_run(_run(body))
+
+
+@pay_app.command("approve")
+def pay_approve(run_id: Annotated[str, typer.Argument()], actor: ActorOpt = None) -> None:
+    """Valider une campagne (une seconde personne habilitée aux paiements)."""
+    from rempart.services import payments
+
+    rid = _uuid(run_id, "Identifiant de campagne")
+
+    async def body(rt: Runtime) -> Any:
+        return await payments.approve(rt, await _actor(rt, actor), rid)
+
+    _print_run(_run(body))
+
+
+@pay_app.command("export")
+def pay_export(
+    run_id: Annotated[str, typer.Argument()],
+    out: Annotated[Path, typer.Option("--out", help="Fichier pain.001.001.09 à écrire.")],
+    actor: ActorOpt = None,
+) -> None:
+    """Écrire le fichier de virements SEPA d'une campagne validée (toujours le même fichier)."""
+    from rempart.services import payments
+
+    rid = _uuid(run_id, "Identifiant de campagne")
+
+    async def body(rt: Runtime) -> Any:
+        return await payments.export(rt, await _actor(rt, actor), rid, out)
+
+    run, digest = _run(body)
+    _print_run(run)
+    console.print(f"{out} — SHA-256 {digest}")
+
+
+@ledger_app.command("balance")
+def ledger_balance(
+    account: Annotated[
+        str | None, typer.Option("--account", help="Un compte, ex. ps:<id>.")
+    ] = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Soldes du grand livre (débit − crédit) ; leur somme est toujours nulle."""
+    from rempart.domain.money import Money
+    from rempart.services import ledger
+
+    async def body(rt: Runtime) -> Any:
+        return await ledger.balances(rt, await _actor(rt, actor), account)
+
+    balances = _run(body)
+    table = Table("Compte", "Solde")
+    for name, cents in balances.items():
+        table.add_row(name, Money(cents).french())
+    console.print(table)
+    console.print(f"Balance générale : {Money(sum(balances.values())).french()}")
 
 
 @security_app.command("alerts")

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     pec_validity_days: int = 180  # a prise en charge guarantees its amount this long
     pec_grace_days: int = 15  # délai de tolérance: an invoice may cite it this much later
 
+    # Payment runs: the operator's account the transfers leave from (the debtor of pain.001).
+    debtor_name: str = "Rempart Operateur Demo"
+    debtor_iban: str = "FR7630006000011234567890189"
+    debtor_bic: str = "AGRIFRPP"
+
     # Distinct-beneficiary ceilings: {"pharmacy": [300, 600], …} overrides the defaults of
     # domain.quotas; answers past the soft ceiling wait this long (API clients).
     quota_ceilings: dict[str, tuple[int, int]] = Field(default_factory=dict)

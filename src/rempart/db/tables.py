@@ -419,10 +419,12 @@ invoice = Table(
     Column("amc_cents", BigInteger),  # what the insurer pays, after adjudication
     Column("patient_cents", BigInteger),
     Column("cancelled_at", UtcDateTime()),
+    Column("payment_id", Uuid),  # the payment (and remittance advice) that reports it
     UniqueConstraint("structure_id", "invoice_number", name="uq_invoice_structure_number"),
     UniqueConstraint("structure_id", "idempotency_key", name="uq_invoice_structure_key"),
     Index("ix_invoice_structure_received", "structure_id", "received_at", "id"),
     Index("ix_invoice_beneficiary", "beneficiary_id"),
+    Index("ix_invoice_payment", "payment_id"),
     # the work queue: only received invoices are in it
     Index(
         "ix_invoice_to_decide",
@@ -507,6 +509,62 @@ pec = Table(
         "status IN ('accepted', 'partial', 'refused', 'to_review', 'cancelled', 'consumed')",
         name="status",
     ),
+)
+
+# -- money (DESIGN §2.7): ledger, payment runs, payments and their remittance advice -----------
+
+# One posting moves ``amount_cents`` (> 0) from ``credit`` to ``debit``: balanced by
+# construction, so the trial balance is zero whatever was posted (``domain.ledger``). ``ref``
+# makes each business event post once (an invoice accepted once, a payment sent once).
+ledger_posting = Table(
+    "ledger_posting",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("event", String(30), nullable=False),
+    Column("ref", Uuid, nullable=False),  # the invoice, payment … the event is about
+    Column("debit", String(60), nullable=False, index=True),
+    Column("credit", String(60), nullable=False, index=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    UniqueConstraint("event", "ref", "debit", "credit", name="uq_ledger_posting_once"),
+    CheckConstraint("amount_cents > 0 AND debit <> credit", name="balanced"),
+)
+
+payment_run = Table(
+    "payment_run",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_date", Date, nullable=False, unique=True),  # one run per execution date
+    Column("status", String(10), nullable=False),  # prepared | approved | exported
+    Column("msg_id", String(35), nullable=False, unique=True),
+    Column("pmt_inf_id", String(35), nullable=False),
+    Column("prepared_at", UtcDateTime(), nullable=False),  # also the file's CreDtTm
+    Column("prepared_by", String(100), nullable=False),
+    Column("approved_at", UtcDateTime()),
+    Column("approved_by", String(100)),
+    Column("exported_at", UtcDateTime()),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("transfers", Integer, nullable=False),
+    Column("holds", Text, nullable=False),  # JSON [{structure_id, reason, amount_cents}]
+    Column("funding", Text, nullable=False),  # JSON [{ocam_id, amount_cents, invoices}]
+    Column("file_sha256", String(64)),
+    CheckConstraint("status IN ('prepared', 'approved', 'exported')", name="status"),
+)
+
+# One per structure per run: a transfer (amount > 0) or a remittance advice alone (0: every
+# invoice rejected). Its invoices carry ``invoice.payment_id``.
+payment = Table(
+    "payment",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_id", Uuid, ForeignKey("payment_run.id"), nullable=False, index=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False, index=True),
+    Column("bank_account_id", Uuid, ForeignKey("bank_account.id")),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("end_to_end_id", String(35), unique=True),  # None without a transfer
+    Column("remittance_ref", String(35), nullable=False, unique=True),
+    UniqueConstraint("run_id", "structure_id", name="uq_payment_run_structure"),
+    CheckConstraint("amount_cents >= 0", name="not_negative"),
 )
 
 # -- installation-wide settings (e.g. the marker of a demo database) -------------------------

@@ -44,10 +44,11 @@ from rempart.domain.adjudication import (
     years_before,
 )
 from rempart.domain.channels import Channel
+from rempart.domain.ledger import invoice_accepted
 from rempart.domain.money import Money
 from rempart.domain.pec import GRANTED, PecStatus
 from rempart.security.pseudonyms import fingerprint
-from rempart.services import channels
+from rempart.services import channels, ledger
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.adjudication")
@@ -273,6 +274,19 @@ async def _write(
             }
             for d in decided
         ],
+    )
+    await ledger.post(
+        conn,
+        rt.db.dialect,
+        [
+            (
+                d.picked.id,
+                invoice_accepted(d.person.ocam_id, d.picked.structure_id, d.decision.amc.cents),
+            )
+            for d in decided
+            if d.person is not None and d.decision.amc.cents > 0
+        ],
+        now,
     )
     await conn.execute(
         audit_event.insert(),

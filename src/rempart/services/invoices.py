@@ -28,7 +28,7 @@ from sqlalchemy import delete, or_, select, update
 
 from rempart import access
 from rempart.access import record_refusal
-from rempart.db.tables import care_key, invoice, invoice_batch
+from rempart.db.tables import care_key, invoice, invoice_batch, ledger_posting
 from rempart.db.upsert import insert_for
 from rempart.domain.adjudication import (
     InvoiceStatus,
@@ -46,11 +46,12 @@ from rempart.domain.errors import (
     InvalidFields,
     NotFound,
 )
+from rempart.domain.ledger import Posting, reverse
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.security.pseudonyms import card_index
-from rempart.services import channels, pec
+from rempart.services import channels, ledger, pec
 from rempart.services.idempotency import KeyReused, body_hash, canonical
 from rempart.services.runtime import Runtime
 
@@ -341,9 +342,9 @@ async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
         raise Forbidden("Seul le professionnel de santé qui l'a envoyée peut annuler une facture.")
     now = rt.now()
     async with rt.db.transaction() as conn:
-        q = select(invoice.c.status, invoice.c.beneficiary_id).where(
-            invoice.c.id == invoice_id, invoice.c.structure_id == actor.structure_id
-        )
+        q = select(
+            invoice.c.status, invoice.c.beneficiary_id, invoice.c.amc_cents, invoice.c.payment_id
+        ).where(invoice.c.id == invoice_id, invoice.c.structure_id == actor.structure_id)
         if rt.db.dialect == "postgresql":
             q = q.with_for_update()  # wait for a worker deciding it, then see its decision
         row = (await conn.execute(q)).first()
@@ -356,7 +357,9 @@ async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
                 reason="not_found",
                 now=now,
             )
-        elif may_move(InvoiceStatus(row.status), InvoiceStatus.CANCELLED):
+        elif row.payment_id is None and may_move(
+            InvoiceStatus(row.status), InvoiceStatus.CANCELLED
+        ):
             await conn.execute(
                 update(invoice)
                 .where(invoice.c.id == invoice_id)
@@ -364,6 +367,21 @@ async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
             )
             await conn.execute(delete(care_key).where(care_key.c.invoice_id == invoice_id))
             await pec.release(conn, invoice_id)
+            if row.status == InvoiceStatus.ACCEPTED.value and row.amc_cents:
+                # what the acceptance posted, posted back: the PS is no longer owed it
+                accepted = await conn.execute(
+                    select(ledger_posting).where(
+                        ledger_posting.c.ref == invoice_id,
+                        ledger_posting.c.event == "invoice_accepted",
+                    )
+                )
+                back = [Posting(r.debit, r.credit, r.amount_cents, r.event) for r in accepted]
+                await ledger.post(
+                    conn,
+                    rt.db.dialect,
+                    [(invoice_id, p) for p in reverse(back, "invoice_cancelled")],
+                    now,
+                )
             await audit.record(
                 conn,
                 at=now,
@@ -378,7 +396,9 @@ async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
             )
     if row is None:
         raise NotFound("Facture introuvable.")
-    if not may_move(InvoiceStatus(row.status), InvoiceStatus.CANCELLED):
+    if row.payment_id is not None or not may_move(
+        InvoiceStatus(row.status), InvoiceStatus.CANCELLED
+    ):
         raise Conflict(
             "Cette facture ne peut plus être annulée (déjà payée ou annulée) : émettez un avoir."
         )

@@ -18,6 +18,7 @@ from rempart.logging import configure_logging
 from rempart.services.runtime import Runtime, build_runtime
 from rempart.web import ops, pages, problems
 from rempart.web.api import invoices as api_invoices
+from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
 from rempart.web.api import routes as api_routes
 from rempart.web.middleware import EdgeMiddleware, Metrics
@@ -64,6 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(api_routes.router)
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)
+    app.include_router(api_payments.router)
     app.include_router(ops.router)
     app.include_router(pages.router)
     static = Path(__file__).with_name("static")

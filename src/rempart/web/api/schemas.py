@@ -337,3 +337,37 @@ class PecOut(BaseModel):
     amc_amount: Euros
     reasons: list[ReasonOut]
     lines: list[InvoiceLineOut]
+
+
+# -- payments ----------------------------------------------------------------------------------
+
+
+class PaymentOut(BaseModel):
+    payment_id: UUID
+    run_id: UUID
+    amount: Euros
+    end_to_end_id: str | None
+    remittance_ref: str
+    executed_on: date
+
+
+class PaymentListOut(BaseModel):
+    items: list[PaymentOut]
+
+
+class RemittanceLineOut(BaseModel):
+    invoice_id: UUID
+    invoice_number: str
+    care_date: date
+    status: Literal["paid", "rejected", "cancelled"]
+    amc_amount: Euros
+    reasons: list[ReasonOut]
+
+
+class RemittanceOut(BaseModel):
+    payment_id: UUID
+    remittance_ref: str
+    end_to_end_id: str | None
+    executed_on: date
+    amount: Euros
+    lines: list[RemittanceLineOut]

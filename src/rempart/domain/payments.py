@@ -1,0 +1,117 @@
+"""Payment runs: what each professional is paid, or why not yet (DOMAIN.md §8).
+
+A run groups the invoices decided and not yet reported per structure. A structure whose bank
+details can receive money gets one transfer of its accepted AMC parts (a structure whose
+invoices were all rejected gets its remittance advice alone, with no transfer); one whose bank
+details are held gets nothing this run, with the reason, and its invoices wait for the next:
+
+    no_bank_account      no active bank details
+    iban_cooling_off     the bank details changed within the cooling-off period
+    iban_shared          the same IBAN is registered by another structure (a fraud signal)
+
+Identifiers are derived from the run's id, never drawn at export: the file written twice is the
+same file (``msg_id``, ``pmt_inf_id``, ``end_to_end_id``, ``remittance_ref`` ≤ 35 characters).
+
+    >>> from uuid import UUID
+    >>> run = UUID("1234567890abcdef1234567890abcdef")
+    >>> msg_id(run), end_to_end_id(run, 7), remittance_ref(run, 7)
+    ('RMP-1234567890abcdef', 'RMP1234567890ab-000007', 'RSP1234567890ab-000007')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+
+class Hold(StrEnum):
+    NO_BANK_ACCOUNT = "no_bank_account"
+    IBAN_COOLING_OFF = "iban_cooling_off"
+    IBAN_SHARED = "iban_shared"
+
+    @property
+    def label(self) -> str:
+        return HOLD_LABELS[self]
+
+
+HOLD_LABELS = {
+    Hold.NO_BANK_ACCOUNT: "Aucune coordonnée bancaire active",
+    Hold.IBAN_COOLING_OFF: "Coordonnées bancaires modifiées récemment (délai de sécurité en cours)",
+    Hold.IBAN_SHARED: "IBAN déclaré par plusieurs professionnels : vérification nécessaire",
+}
+
+
+def msg_id(run_id: UUID) -> str:
+    return f"RMP-{run_id.hex[:16]}"
+
+
+def pmt_inf_id(run_id: UUID) -> str:
+    return f"RMP-{run_id.hex[:16]}-1"
+
+
+def end_to_end_id(run_id: UUID, n: int) -> str:
+    return f"RMP{run_id.hex[:12]}-{n:06d}"
+
+
+def remittance_ref(run_id: UUID, n: int) -> str:
+    return f"RSP{run_id.hex[:12]}-{n:06d}"
+
+
+@dataclass(frozen=True, slots=True)
+class BankFacts:
+    account_id: UUID
+    pays_from: datetime
+    shared: bool  # the same IBAN (blind index) belongs to another structure too
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    structure_id: UUID
+    accepted_cents: int
+    accepted: int  # invoices
+    rejected: int
+    bank: BankFacts | None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    structure_id: UUID
+    amount_cents: int
+    bank_account_id: UUID | None  # None: a remittance advice without a transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    structure_id: UUID
+    reason: Hold
+    amount_cents: int
+
+
+def hold_reason(due: Due, now: datetime) -> Hold | None:
+    if due.accepted_cents == 0:
+        return None  # nothing to send: the remittance advice goes anyway
+    if due.bank is None:
+        return Hold.NO_BANK_ACCOUNT
+    if due.bank.shared:
+        return Hold.IBAN_SHARED
+    if due.bank.pays_from > now:
+        return Hold.IBAN_COOLING_OFF
+    return None
+
+
+def plan(dues: Sequence[Due], now: datetime) -> tuple[list[Planned], list[Held]]:
+    """Transfers (and advices alone) in a stable order, and holds with their reason."""
+    planned, held = [], []
+    for due in sorted(dues, key=lambda d: str(d.structure_id)):
+        reason = hold_reason(due, now)
+        if reason is not None:
+            held.append(Held(due.structure_id, reason, due.accepted_cents))
+        elif due.accepted_cents > 0:
+            assert due.bank is not None
+            planned.append(Planned(due.structure_id, due.accepted_cents, due.bank.account_id))
+        else:
+            planned.append(Planned(due.structure_id, 0, None))
+    return planned, held

@@ -1,0 +1,569 @@
+"""Use case: payment runs — prepare, approve (four eyes), export a SEPA file (DESIGN §2.7).
+
+    prepare (payments role) → invoices decided and not yet reported, per structure
+            → bank details OK? transfer : hold (reason) → ids derived from the run → commit
+    approve (a second person with the payments role) → approved
+    export  → IBANs read (audited) → pain.001.001.09 (sepaxml, ids and time from the run)
+            → file written (temp, fsync, rename) → invoices paid, ledger posted → commit
+
+Each step is idempotent: preparing the same date again returns the run already prepared;
+exporting again writes the byte-identical file and posts nothing more. A crash between the file
+and the commit leaves the run approved: the next export writes the same bytes.
+
+Switching the ``payments`` channel off suspends runs; intake and adjudication go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sepaxml import SepaTransfer
+from sqlalchemy import bindparam, func, select, update
+
+from rempart import access
+from rempart.db.tables import (
+    bank_account,
+    beneficiary,
+    invoice,
+    invoice_line,
+    payment,
+    payment_run,
+)
+from rempart.domain.channels import Channel
+from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFound
+from rempart.domain.ledger import payment_sent
+from rempart.domain.payments import (
+    BankFacts,
+    Due,
+    Planned,
+    end_to_end_id,
+    msg_id,
+    plan,
+    pmt_inf_id,
+    remittance_ref,
+)
+from rempart.domain.reasons import Reason
+from rempart.domain.roles import Permission
+from rempart.security import audit
+from rempart.security.principal import Principal
+from rempart.services import channels, ledger
+from rempart.services.runtime import Runtime
+
+SCHEMA = "pain.001.001.09"
+DECIDED = ("accepted", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: UUID
+    run_date: date
+    status: str
+    total_cents: int
+    transfers: int
+    advices: int  # payments, transfers and remittance advices alone
+    holds: list[dict[str, Any]]
+    funding: list[dict[str, Any]]
+    prepared_by: str
+    approved_by: str | None
+    dry_run: bool = False
+
+
+class _DryRun(Exception):
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+
+def _need(actor: Principal, permission: Permission) -> None:
+    if not actor.may(permission):
+        raise Forbidden("Réservé aux opérateurs habilités aux paiements.")
+
+
+async def _bank_facts(conn: Any, structures: Sequence[UUID]) -> dict[UUID, BankFacts]:
+    if not structures:
+        return {}
+    rows = (
+        await conn.execute(
+            select(
+                bank_account.c.id,
+                bank_account.c.structure_id,
+                bank_account.c.iban_bi,
+                bank_account.c.pays_from,
+            )
+            .where(bank_account.c.structure_id.in_(structures))
+            .where(bank_account.c.status == "active")
+        )
+    ).all()
+    bis = list({r.iban_bi for r in rows})
+    owners = dict(
+        (
+            await conn.execute(
+                select(
+                    bank_account.c.iban_bi, func.count(func.distinct(bank_account.c.structure_id))
+                )
+                .where(bank_account.c.iban_bi.in_(bis), bank_account.c.status != "retired")
+                .group_by(bank_account.c.iban_bi)
+            )
+        ).all()
+    )
+    return {r.structure_id: BankFacts(r.id, r.pays_from, owners[r.iban_bi] > 1) for r in rows}
+
+
+def _run_of(row: Any, count: int, dry_run: bool = False) -> Run:
+    return Run(
+        row.id,
+        row.run_date,
+        row.status,
+        row.total_cents,
+        row.transfers,
+        count,
+        orjson.loads(row.holds),
+        orjson.loads(row.funding),
+        row.prepared_by,
+        row.approved_by,
+        dry_run,
+    )
+
+
+async def _existing(conn: Any, run_date: date) -> Run | None:
+    row = (
+        await conn.execute(select(payment_run).where(payment_run.c.run_date == run_date))
+    ).first()
+    if row is None:
+        return None
+    n = (
+        await conn.execute(
+            select(func.count()).select_from(payment).where(payment.c.run_id == row.id)
+        )
+    ).scalar_one()
+    return _run_of(row, n)
+
+
+async def prepare(
+    rt: Runtime, actor: Principal, *, run_date: date | None = None, dry_run: bool = False
+) -> Run:
+    """The run of ``run_date`` (default today): the one already prepared, or a new one."""
+    _need(actor, Permission.PREPARE_PAYMENTS)
+    await channels.ensure_open(rt, Channel.PAYMENTS)
+    day = run_date or rt.today()
+    now = rt.now()
+    try:
+        async with rt.db.transaction() as conn:
+            found = await _existing(conn, day)
+            if found is not None:
+                return found
+            run = await _prepare(rt, conn, actor, day, now, dry_run)
+            if dry_run:
+                raise _DryRun(run)
+            return run
+    except _DryRun as d:
+        return d.run
+
+
+async def _prepare(
+    rt: Runtime, conn: Any, actor: Principal, day: date, now: datetime, dry_run: bool
+) -> Run:
+    cutoff = now
+    accepted_sum = func.sum(invoice.c.amc_cents).filter(invoice.c.status == "accepted")
+    rows = (
+        await conn.execute(
+            select(
+                invoice.c.structure_id,
+                func.coalesce(accepted_sum, 0).label("cents"),
+                func.count().filter(invoice.c.status == "accepted").label("accepted"),
+                func.count().filter(invoice.c.status == "rejected").label("rejected"),
+            )
+            .where(
+                invoice.c.status.in_(DECIDED),
+                invoice.c.payment_id.is_(None),
+                invoice.c.decided_at <= cutoff,
+            )
+            .group_by(invoice.c.structure_id)
+        )
+    ).all()
+    banks = await _bank_facts(conn, [r.structure_id for r in rows])
+    dues = [
+        Due(r.structure_id, int(r.cents), r.accepted, r.rejected, banks.get(r.structure_id))
+        for r in rows
+    ]
+    planned, held = plan(dues, now)
+    run_id = uuid.uuid4()
+    payments = [_payment_row(run_id, i, p) for i, p in enumerate(planned, 1)]
+    total = sum(p.amount_cents for p in planned)
+    transfers = sum(1 for p in planned if p.amount_cents > 0)
+    holds = [
+        {"structure_id": str(h.structure_id), "reason": h.reason.value, "label": h.reason.label,
+         "amount_cents": h.amount_cents}
+        for h in held
+    ]  # fmt: skip
+    values = {
+        "id": run_id,
+        "run_date": day,
+        "status": "prepared",
+        "msg_id": msg_id(run_id),
+        "pmt_inf_id": pmt_inf_id(run_id),
+        "prepared_at": now.replace(microsecond=0),
+        "prepared_by": actor.label,
+        "total_cents": total,
+        "transfers": transfers,
+        "holds": orjson.dumps(holds).decode(),
+        "funding": "[]",
+    }
+    await conn.execute(payment_run.insert().values(**values))
+    if payments:
+        await conn.execute(payment.insert(), payments)
+        await conn.execute(
+            update(invoice)
+            .where(
+                invoice.c.structure_id == bindparam("b_structure"),
+                invoice.c.status.in_(DECIDED),
+                invoice.c.payment_id.is_(None),
+                invoice.c.decided_at <= cutoff,
+            )
+            .values(payment_id=bindparam("b_payment")),
+            [{"b_structure": p["structure_id"], "b_payment": p["id"]} for p in payments],
+        )
+    funding = await _funding(conn, run_id)
+    await conn.execute(
+        update(payment_run)
+        .where(payment_run.c.id == run_id)
+        .values(funding=orjson.dumps(funding).decode())
+    )
+    await audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        channel="cli",
+        purpose="payment_prepare",
+        result="dry_run" if dry_run else "prepared",
+        detail={"run_id": str(run_id), "total_cents": total, "holds": len(held)},
+    )
+    row = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
+    return _run_of(row, len(payments), dry_run)
+
+
+def _payment_row(run_id: UUID, n: int, p: Planned) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid5(run_id, str(p.structure_id)),
+        "run_id": run_id,
+        "structure_id": p.structure_id,
+        "bank_account_id": p.bank_account_id,
+        "amount_cents": p.amount_cents,
+        "end_to_end_id": end_to_end_id(run_id, n) if p.amount_cents > 0 else None,
+        "remittance_ref": remittance_ref(run_id, n),
+    }
+
+
+async def _funding(conn: Any, run_id: UUID) -> list[dict[str, Any]]:
+    """Per OCAM, what its members' accepted invoices in this run cost."""
+    rows = await conn.execute(
+        select(
+            beneficiary.c.ocam_id,
+            func.sum(invoice.c.amc_cents).label("cents"),
+            func.count().label("invoices"),
+        )
+        .join(beneficiary, beneficiary.c.id == invoice.c.beneficiary_id)
+        .join(payment, payment.c.id == invoice.c.payment_id)
+        .where(payment.c.run_id == run_id, invoice.c.status == "accepted")
+        .group_by(beneficiary.c.ocam_id)
+        .order_by(beneficiary.c.ocam_id)
+    )
+    return [
+        {"ocam_id": str(r.ocam_id), "amount_cents": int(r.cents), "invoices": r.invoices}
+        for r in rows
+    ]
+
+
+async def approve(rt: Runtime, actor: Principal, run_id: UUID) -> Run:
+    """The second pair of eyes: someone with the payments role who did not prepare it."""
+    _need(actor, Permission.APPROVE_PAYMENTS)
+    async with rt.db.transaction() as conn:
+        row = await _locked(rt, conn, run_id)
+        if row.status == "prepared":
+            if row.prepared_by == actor.label:
+                raise FourEyesViolation(
+                    "Le paiement doit être validé par une autre personne que celle qui l'a préparé."
+                )
+            await conn.execute(
+                update(payment_run)
+                .where(payment_run.c.id == run_id)
+                .values(status="approved", approved_by=actor.label, approved_at=rt.now())
+            )
+            await audit.record(
+                conn, at=rt.now(), actor=actor, channel="cli", purpose="payment_approve",
+                result="approved", detail={"run_id": str(run_id)},
+            )  # fmt: skip
+        row = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
+        n = (
+            await conn.execute(
+                select(func.count()).select_from(payment).where(payment.c.run_id == run_id)
+            )
+        ).scalar_one()
+    return _run_of(row, n)
+
+
+async def _locked(rt: Runtime, conn: Any, run_id: UUID) -> Any:
+    q = select(payment_run).where(payment_run.c.id == run_id)
+    if rt.db.dialect == "postgresql":
+        q = q.with_for_update()
+    row = (await conn.execute(q)).first()
+    if row is None:
+        raise NotFound("Campagne de paiement introuvable.")
+    return row
+
+
+class _Transfer(SepaTransfer):  # type: ignore[misc]
+    """sepaxml's transfer with the run's identifiers and time instead of random ones and now."""
+
+    def __init__(self, config: dict[str, Any], *, msg: str, created: datetime, pmt: str) -> None:
+        self._fixed = (msg, created, pmt)
+        super().__init__(config, schema=SCHEMA)
+
+    def _create_header(self) -> None:
+        super()._create_header()
+        header = self._xml.find("CstmrCdtTrfInitn").find("GrpHdr")
+        header.find("MsgId").text = self._fixed[0]
+        header.find("CreDtTm").text = self._fixed[1].strftime("%Y-%m-%dT%H:%M:%S")
+
+    def _finalize_batch(self) -> None:
+        super()._finalize_batch()
+        for node in self._xml.iter("PmtInfId"):
+            node.text = self._fixed[2]
+
+
+def sepa_file(
+    rt: Runtime, run: Any, payees: dict[UUID, access.Payee], rows: Sequence[Any]
+) -> bytes:
+    """The pain.001.001.09 document of a run: one batch, one transfer per payment, in order."""
+    s = rt.settings
+    doc = _Transfer(
+        {"name": s.debtor_name, "IBAN": s.debtor_iban, "BIC": s.debtor_bic, "batch": True,
+         "currency": "EUR"},
+        msg=run.msg_id, created=run.prepared_at, pmt=run.pmt_inf_id,
+    )  # fmt: skip
+    for p in rows:
+        payee = payees[p.bank_account_id]
+        doc.add_payment(
+            {
+                "name": payee.name,
+                "IBAN": payee.iban,
+                "BIC": payee.bic,
+                "amount": int(p.amount_cents),
+                "execution_date": run.run_date,
+                "description": f"{p.remittance_ref} Rempart tiers payant {run.run_date:%d/%m/%Y}",
+                "endtoend_id": p.end_to_end_id,
+            }
+        )
+    return bytes(doc.export(validate=False))
+
+
+async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tuple[Run, str]:
+    """Write the run's SEPA file to ``out``; returns the run and the file's SHA-256."""
+    _need(actor, Permission.PREPARE_PAYMENTS)
+    await channels.ensure_open(rt, Channel.PAYMENTS)
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        run = await _locked(rt, conn, run_id)
+        if run.status == "prepared":
+            raise FourEyesViolation("La campagne doit être validée avant l'export.")
+        rows = (
+            await conn.execute(
+                select(payment)
+                .where(payment.c.run_id == run_id, payment.c.amount_cents > 0)
+                .order_by(payment.c.end_to_end_id)
+            )
+        ).all()
+        payees = await access.read_payees(
+            conn, rt.keys, principal=actor, accounts=[p.bank_account_id for p in rows],
+            now=now, purpose="payment_export",
+        )  # fmt: skip
+        data = sepa_file(rt, run, payees, rows)
+        digest = hashlib.sha256(data).hexdigest()
+        if run.file_sha256 is not None and run.file_sha256 != digest:
+            raise Conflict("Le fichier recalculé diffère de celui déjà exporté : rien n'est écrit.")
+        _write_atomically(out, data)
+        if run.status == "approved":
+            await conn.execute(
+                update(payment_run)
+                .where(payment_run.c.id == run_id)
+                .values(status="exported", exported_at=now, file_sha256=digest)
+            )
+            await conn.execute(
+                update(invoice)
+                .where(
+                    invoice.c.payment_id.in_(
+                        select(payment.c.id).where(payment.c.run_id == run_id)
+                    ),
+                    invoice.c.status == "accepted",
+                )
+                .values(status="paid")
+            )
+            await ledger.post(
+                conn,
+                rt.db.dialect,
+                [(p.id, payment_sent(p.structure_id, int(p.amount_cents))) for p in rows],
+                now,
+            )
+        run = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
+        n = (
+            await conn.execute(
+                select(func.count()).select_from(payment).where(payment.c.run_id == run_id)
+            )
+        ).scalar_one()
+    return _run_of(run, n), digest
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(out)
+
+
+def validate(data: bytes) -> None:
+    """Raise unless ``data`` is valid pain.001.001.09 (the XSD sepaxml ships)."""
+    from sepaxml.validation import try_valid_xml
+
+    try_valid_xml(data, SCHEMA)
+
+
+# -- the professional's side: payments and remittance advice ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOut:
+    id: UUID
+    run_id: UUID
+    amount_cents: int
+    end_to_end_id: str | None
+    remittance_ref: str
+    executed_on: date
+
+
+async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
+    if actor.structure_id is None or not actor.may(Permission.VIEW_PAYMENTS):
+        raise Forbidden("Seul un professionnel de santé a des paiements.")
+    async with rt.db.read() as conn:
+        rows = await conn.execute(
+            select(payment, payment_run.c.run_date)
+            .join(payment_run, payment_run.c.id == payment.c.run_id)
+            .where(payment.c.structure_id == actor.structure_id, payment_run.c.status == "exported")
+            .order_by(payment_run.c.run_date.desc())
+        )
+        return [
+            PaymentOut(
+                r.id, r.run_id, r.amount_cents, r.end_to_end_id, r.remittance_ref, r.run_date
+            )
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class RemittanceLine:
+    invoice_id: UUID
+    invoice_number: str
+    care_date: date
+    status: str  # paid | rejected
+    amc_cents: int
+    reasons: tuple[Reason, ...]
+
+
+async def remittance(
+    rt: Runtime, actor: Principal, payment_id: UUID
+) -> tuple[PaymentOut, list[RemittanceLine]]:
+    """The RSP: every invoice the payment reports, paid or rejected, with the reasons."""
+    if actor.structure_id is None or not actor.may(Permission.VIEW_PAYMENTS):
+        raise Forbidden("Seul un professionnel de santé a des paiements.")
+    async with rt.db.transaction() as conn:
+        head = (
+            await conn.execute(
+                select(payment, payment_run.c.run_date)
+                .join(payment_run, payment_run.c.id == payment.c.run_id)
+                .where(
+                    payment.c.id == payment_id,
+                    payment.c.structure_id == actor.structure_id,
+                    payment_run.c.status == "exported",
+                )
+            )
+        ).first()
+        if head is None:
+            await access.record_refusal(
+                conn, principal=actor, channel="api", purpose="remittance_read",
+                reason="not_found", now=rt.now(),
+            )  # fmt: skip
+        else:
+            await audit.record(
+                conn, at=rt.now(), actor=actor, channel="api", purpose="remittance_read",
+                result="ok", categories=("claims",), detail={"payment_id": str(payment_id)},
+            )  # fmt: skip
+    if head is None:
+        raise NotFound("Paiement introuvable.")
+    async with rt.db.read() as conn:
+        invoices = (
+            await conn.execute(
+                select(invoice.c.id, invoice.c.invoice_number, invoice.c.care_date,
+                       invoice.c.status, invoice.c.amc_cents)
+                .where(invoice.c.payment_id == payment_id)
+                .order_by(invoice.c.invoice_number)
+            )
+        ).all()  # fmt: skip
+        reasons: dict[UUID, list[Reason]] = {}
+        for r in await conn.execute(
+            select(invoice_line.c.invoice_id, invoice_line.c.reasons)
+            .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
+            .where(invoice.c.payment_id == payment_id)
+            .order_by(invoice_line.c.line_no)
+        ):
+            for value in orjson.loads(r.reasons):
+                reason = Reason.from_json(value)
+                seen = reasons.setdefault(r.invoice_id, [])
+                if reason not in seen:
+                    seen.append(reason)
+    lines = [
+        RemittanceLine(
+            i.id,
+            i.invoice_number,
+            i.care_date,
+            "paid" if i.status == "paid" else i.status,
+            int(i.amc_cents or 0) if i.status == "paid" else 0,
+            tuple(reasons.get(i.id, ())),
+        )
+        for i in invoices
+    ]
+    out = PaymentOut(
+        head.id, head.run_id, head.amount_cents, head.end_to_end_id, head.remittance_ref,
+        head.run_date,
+    )  # fmt: skip
+    return out, lines
+
+
+def remittance_csv(p: PaymentOut, lines: Sequence[RemittanceLine]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";")
+    w.writerow(["reference", "facture", "numero", "date_soins", "statut", "montant_amc", "motifs"])
+    for ln in lines:
+        w.writerow(
+            [
+                p.remittance_ref,
+                ln.invoice_id,
+                ln.invoice_number,
+                ln.care_date.isoformat(),
+                "payée" if ln.status == "paid" else "rejetée",
+                f"{ln.amc_cents // 100},{ln.amc_cents % 100:02d}",
+                " | ".join(f"{r.code.value} {r.code.label}" for r in ln.reasons),
+            ]
+        )
+    return buf.getvalue()

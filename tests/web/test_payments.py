@@ -1,0 +1,152 @@
+"""Payment runs on PostgreSQL: prepare, four eyes, a SEPA file that validates and is the same
+file every time, holds, the ledger, the professional's payments and remittance advice."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from rempart.db.tables import bank_account, invoice
+from rempart.domain.care import Profession
+from rempart.domain.errors import FourEyesViolation
+from rempart.domain.roles import Role
+from rempart.security.principal import ActorKind, Principal
+from rempart.services import adjudication, ledger, payments
+from rempart.services.registry import BankDetails, create_structure
+from rempart.web.api.schemas import RemittanceOut
+from tests import factories as f
+from tests.web.conftest import Api
+from tests.web.test_api import assert_problem
+from tests.web.test_invoices import _auth, check, invoice_body, line, send
+
+ALICE = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.alice", Role.PAYMENTS)
+BOB = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.bob", Role.PAYMENTS)
+
+
+async def billed_day(api: Api) -> tuple[str, str]:
+    """Three accepted invoices and one rejected for the pharmacy, one accepted for the optician."""
+    ph, op = await api.token(), await api.token(api.optician)
+    p = api.persons[0]
+    number = await check(api, ph, p)
+    for i in range(3):
+        body = invoice_body(api, p, f"R-{i}", number, lines=[line(quantity=i + 1)])
+        body["lines"][0]["amo_amount"] = f"{6.5 * (i + 1):.2f}"
+        body["lines"][0]["amc_amount_claimed"] = f"{3.5 * (i + 1):.2f}"
+        assert (await send(api, ph, body)).status_code == 202
+    await send(api, ph, invoice_body(api, api.persons[2], "R-X", number))  # not served: R15
+    await check(api, op, p, domain="OPTI")
+    lens = line(
+        domain="OPTI",
+        code_system="LPP",
+        code="2203240",
+        unit_price="90.00",
+        brss="0.05",
+        amo_rate=60,
+        amo_amount="0.03",
+        amc_amount_claimed="89.97",
+    )
+    await send(api, op, invoice_body(api, p, "O-1", None, lines=[lens]))  # no engagement: R06
+    eng = await check(api, op, api.persons[3], domain="OPTI")
+    await send(api, op, invoice_body(api, api.persons[3], "O-2", eng, lines=[lens]))
+    await adjudication.decide_all(api.rt)
+    async with api.rt.db.transaction() as conn:  # bank details registered a month ago
+        await conn.execute(update(bank_account).values(pays_from=api.rt.now() - timedelta(days=30)))
+    return ph, op
+
+
+async def test_a_run_pays_the_accepted_amc_parts_once_with_a_valid_stable_file(
+    api: Api, tmp_path: Path
+) -> None:
+    ph, op = await billed_day(api)
+    async with api.rt.db.transaction() as conn:  # the optician's new bank details: cooling off
+        await conn.execute(
+            update(bank_account)
+            .where(bank_account.c.structure_id == api.optician.structure_id)
+            .values(pays_from=api.rt.now() + timedelta(days=3))
+        )
+    dry = await payments.prepare(api.rt, ALICE, dry_run=True)
+    assert dry.dry_run and dry.total_cents == 2100
+    run = await payments.prepare(api.rt, ALICE)
+    assert (run.id != dry.id, run.total_cents, run.transfers) == (True, 2100, 1)  # 3.50+7+10.50
+    assert [(h["structure_id"], h["reason"], h["amount_cents"]) for h in run.holds] == [
+        (str(api.optician.structure_id), "iban_cooling_off", 8997)
+    ]
+    assert (await payments.prepare(api.rt, BOB)).id == run.id  # the day's run, once
+    with pytest.raises(FourEyesViolation):
+        await payments.export(api.rt, ALICE, run.id, tmp_path / "early.xml")
+    with pytest.raises(FourEyesViolation):
+        await payments.approve(api.rt, ALICE, run.id)
+    await payments.approve(api.rt, BOB, run.id)
+    exported, digest = await payments.export(api.rt, ALICE, run.id, tmp_path / "a.xml")
+    data = (tmp_path / "a.xml").read_bytes()
+    assert digest == hashlib.sha256(data).hexdigest()
+    payments.validate(data)
+    text = data.decode()
+    assert "<CtrlSum>21.00</CtrlSum>" in text and "<NbOfTxs>1</NbOfTxs>" in text
+    assert f"<MsgId>RMP-{run.id.hex[:16]}</MsgId>" in text
+    assert api.pharmacy.iban in text and "Pharmacie Test" in text
+    await payments.export(api.rt, BOB, run.id, tmp_path / "b.xml")
+    assert (tmp_path / "b.xml").read_bytes() == data  # byte-identical, nothing posted twice
+    assert exported.status == "exported"
+
+    balances = await ledger.balances(api.rt, ALICE)
+    assert sum(balances.values()) == 0
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == 0  # paid what it was owed
+    assert balances[f"ps:{api.optician.structure_id}"] == -8997  # still owed: held
+    assert balances["bank"] == -2100
+
+    r = await api.http.get("/api/v1/payments", headers=_auth(ph))
+    [paid] = r.json()["items"]
+    assert (paid["amount"], paid["end_to_end_id"]) == ("21.00", f"RMP{run.id.hex[:12]}-000001")
+    assert paid["end_to_end_id"] in text
+    rsp = await api.http.get(f"/api/v1/payments/{paid['payment_id']}/remittance", headers=_auth(ph))
+    body = RemittanceOut.model_validate(rsp.json())
+    assert [(ln.invoice_number, ln.status, ln.amc_amount) for ln in body.lines] == [
+        ("R-0", "paid", "3.50"),
+        ("R-1", "paid", "7.00"),
+        ("R-2", "paid", "10.50"),
+        ("R-X", "rejected", "0.00"),
+    ]
+    assert [r.code for r in body.lines[3].reasons] == ["R15"]
+    as_csv = await api.http.get(
+        f"/api/v1/payments/{paid['payment_id']}/remittance",
+        headers=_auth(ph, Accept="text/csv"),
+    )
+    rows = list(csv.reader(io.StringIO(as_csv.text), delimiter=";"))
+    assert rows[0][0] == "reference" and len(rows) == 5
+    # another structure's remittance is not found, like a missing one
+    theirs = await api.http.get(
+        f"/api/v1/payments/{paid['payment_id']}/remittance", headers=_auth(op)
+    )
+    assert_problem(theirs, 404, "not_found")
+    async with api.rt.db.transaction() as conn:
+        statuses = dict(
+            (await conn.execute(select(invoice.c.invoice_number, invoice.c.status))).all()
+        )
+    assert statuses["R-0"] == "paid" and statuses["O-2"] == "accepted"  # held, not paid
+    # once the cooling-off is over, the next run pays what was held, and reports O-1 once
+    api.rt.clock.advance(days=4)  # type: ignore[attr-defined]
+    later = await payments.prepare(api.rt, ALICE)
+    assert (later.total_cents, later.transfers, later.holds) == (8997, 1, [])
+
+
+async def test_an_iban_shared_by_two_structures_is_held_for_both(api: Api) -> None:
+    await billed_day(api)
+    await create_structure(
+        api.rt,
+        name="Pharmacie Jumelle",
+        profession=Profession.PHARMACY,
+        bank=BankDetails(api.pharmacy.iban, "ZZZZFRPP", f.sensitive("holder", "Titulaire J")),
+        pays_from=api.rt.now() - timedelta(days=30),
+        actor=f.ACTOR,
+    )
+    run = await payments.prepare(api.rt, ALICE)
+    reasons = {h["structure_id"]: h["reason"] for h in run.holds}
+    assert reasons[str(api.pharmacy.structure_id)] == "iban_shared"
