@@ -37,6 +37,10 @@ bench: setup ## Benchmarks (minutes): demo seeding and beneficiary import at sca
 bench-rights: setup ## Rights checks on PostgreSQL with 1,000,000 beneficiaries (wrk, c = 1, 8, 32, 64)
 	$(UV) python bench/rights_check.py
 
+.PHONY: bench-audit
+bench-audit: setup ## rempart audit verify over 10,000,000 sealed audit rows on PostgreSQL (~10 min)
+	$(UV) python bench/audit_verify.py
+
 .PHONY: bench-compare
 bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
 	bench/compare.sh
