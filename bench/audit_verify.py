@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -401,6 +402,7 @@ def main() -> None:
             f"rows_per_s={a.rows / run['seconds']:.0f} peak_rss_mib={run['rss_mib']:.0f} tamper_detected=1"
         )
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         if cluster is not None:
             cluster.stop()
 
