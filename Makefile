@@ -41,6 +41,10 @@ bench-rights: setup ## Rights checks on PostgreSQL with 1,000,000 beneficiaries 
 bench-claims: setup ## Invoice intake (batches of 100) and adjudication throughput on PostgreSQL
 	$(UV) python bench/claims_throughput.py
 
+.PHONY: bench-audit
+bench-audit: setup ## rempart audit verify over 10,000,000 sealed audit rows on PostgreSQL (~10 min)
+	$(UV) python bench/audit_verify.py
+
 .PHONY: bench-compare
 bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
 	bench/compare.sh

@@ -7,16 +7,24 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
 
+from rempart.db.engine import Database, create_engine
+from rempart.db.migrate import upgrade
 from rempart.db.tables import audit_checkpoint, audit_event
+from rempart.domain.merkle import leaf_hash
 from rempart.security import audit
+from rempart.security.keys import KeyRing
+from rempart.security.principal import ActorKind, Principal
 from rempart.services import audit_log
 from rempart.services.runtime import Runtime
+from rempart.testing.postgres import Cluster
 from tests import factories as f
+from tests.conftest import make_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "verify_audit_proof.py"
 
@@ -198,3 +206,226 @@ async def test_the_standalone_verifier_refuses_a_relabelled_proof(
     )
     assert r.returncode == 1
     assert "not the event the proof names" in r.stdout
+
+
+# -- verify at scale: the COPY fast path, chunks, workers -----------------------------------
+
+_ROOT_DIFFERS = "racine différente (une ligne scellée a été modifiée, retirée ou déplacée)"
+
+
+async def _raw_events(rt: Runtime, clock, **overrides: object) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+    """One row per keyword, its column set to the value as is (no JSON, no label rules)."""
+    ids = []
+    async with rt.db.transaction() as conn:
+        for column, value in overrides.items():
+            clock.advance(seconds=1)
+            values = audit.row(
+                at=rt.now(),
+                actor=Principal(ActorKind.CLIENT, uuid.uuid4(), "cli_x", None, uuid.uuid4()),
+                channel="api-rights",
+                purpose="rights_check",
+                result="covered",
+                detail={"domain": "PHAR"},
+            )
+            values[column.rstrip("_0123456789")] = value
+            await conn.execute(audit_event.insert().values(**values))
+            ids.append(values["id"])
+    return ids
+
+
+async def test_the_fast_path_vouches_for_what_copy_and_json_escape_alike(
+    rt: Runtime, clock
+) -> None:  # type: ignore[no-untyped-def]
+    ids = await _raw_events(
+        rt,
+        clock,
+        actor_label='guillemets " et \\ barre',
+        detail='{"raison": "\\u00e9t\\u00e9"}',  # what json.dumps writes for « été »
+        categories="tab\tline\nreturn\rback\bfeed\f",
+        subject_kind="bénéficiaire ✓",
+        detail_2=None,
+        actor_label_2="\\N",  # the text COPY writes for NULL, as a value
+        result="",
+    )
+    await audit_log.checkpoint_all(rt)
+    report = await audit_log.verify(rt)
+    assert (report.ok, report.rows, report.rechecked) == (True, len(ids), 0)
+
+    odd = await _raw_events(rt, clock, actor_label="vertical\vtab", detail="bell\x07")
+    await audit_log.checkpoint_all(rt)
+    report = await audit_log.verify(rt)  # JSON writes these \u000b, \u0007: leaf_data decides
+    assert (report.ok, report.rechecked) == (True, 2)
+
+    async with rt.db.transaction() as conn:
+        for event_id in (ids[0], odd[0]):
+            await conn.execute(
+                update(audit_event).where(audit_event.c.id == event_id).values(result="unknown")
+            )
+    assert (await audit_log.verify(rt)).problems == [
+        f"événement {ids[0]} (feuille 0) modifié",
+        f"événement {odd[0]} (feuille {len(ids)}) modifié",
+    ]
+
+
+async def test_a_time_moved_to_the_same_date_bc_is_named(rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    # to_char's YYYY prints 2026 BC as 2026: the fast path must not take it for the sealed time
+    ids = await _events(rt, 3, clock)
+    await audit_log.checkpoint_all(rt)
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            text(
+                "UPDATE audit_event SET at = (to_char(at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD HH24:MI:SS.US') || '+00 BC')::timestamptz WHERE id = :id"
+            ),
+            {"id": ids[1]},
+        )
+    assert (await audit_log.verify(rt)).problems == [f"événement {ids[1]} (feuille 1) modifié"]
+
+
+async def test_deleting_the_last_row_of_a_checkpoint_breaks_its_root(rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    await _events(rt, 6, clock)
+    await audit_log.checkpoint(rt, rows_max=3)
+    await audit_log.checkpoint(rt)
+    async with rt.db.transaction() as conn:
+        await conn.execute(text("DELETE FROM audit_event WHERE leaf_index = 2"))
+    assert (await audit_log.verify(rt)).problems == [
+        "feuilles 2 à 2 manquantes (lignes supprimées)",
+        f"point de contrôle 3 : {_ROOT_DIFFERS}",
+        f"point de contrôle 6 : {_ROOT_DIFFERS}",
+    ]
+    async with rt.db.transaction() as conn:  # the last rows: nothing follows to show a gap
+        await conn.execute(text("DELETE FROM audit_event WHERE leaf_index >= 4"))
+    assert (await audit_log.verify(rt)).problems[-1] == (
+        "point de contrôle 6 : seules 4 feuilles subsistent (des lignes scellées ont été supprimées)"
+    )
+
+
+async def test_forged_rows_at_a_negative_or_a_taken_index_are_named(rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    sealed = await _events(rt, 3, clock)
+    await audit_log.checkpoint_all(rt)
+    forged = await _events(rt, 2, clock)
+    async with rt.db.transaction() as conn:  # a DBA drops the unique index, then forges rows
+        await conn.execute(
+            text("ALTER TABLE audit_event DROP CONSTRAINT uq_audit_event_leaf_index")
+        )
+        for event_id, index in zip(forged, (-1, 1), strict=True):
+            row = (
+                await conn.execute(select(audit_event).where(audit_event.c.id == event_id))
+            ).one()
+            h = leaf_hash(audit.leaf_data({**row._asdict(), "leaf_index": index}))
+            await conn.execute(
+                update(audit_event)
+                .where(audit_event.c.id == event_id)
+                .values(leaf_index=index, leaf_hash=h)  # hashes that match: only places betray
+            )
+    problems = (await audit_log.verify(rt)).problems
+    assert (
+        "feuilles -1 à -1 hors de tout point de contrôle signé (lignes ajoutées ou point de contrôle supprimé)"
+        in problems
+    )
+    # the two rows at leaf 1 come in either order: the second is named, and when it is the
+    # true one, the forged one in the tree changes the root
+    assert {f"événement {x} (feuille 1) modifié" for x in (forged[1], sealed[1])} & set(problems)
+
+
+async def test_verify_on_sqlite(sqlite_rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    ids = await _events(sqlite_rt, 9, clock)
+    await audit_log.checkpoint(sqlite_rt, rows_max=4)
+    await audit_log.checkpoint(sqlite_rt)
+    report = await audit_log.verify(sqlite_rt, chunk_leaves=4)
+    assert (report.ok, report.rows, report.checkpoints) == (True, 9, 2)
+    async with sqlite_rt.db.transaction() as conn:
+        await conn.execute(
+            update(audit_event).where(audit_event.c.id == ids[1]).values(result="unknown")
+        )
+        await conn.execute(audit_event.delete().where(audit_event.c.id.in_(ids[3:5])))
+    assert (await audit_log.verify(sqlite_rt, chunk_leaves=4)).problems == [
+        f"événement {ids[1]} (feuille 1) modifié",
+        "feuilles 3 à 4 manquantes (lignes supprimées)",
+        f"point de contrôle 4 : {_ROOT_DIFFERS}",
+        f"point de contrôle 9 : {_ROOT_DIFFERS}",
+    ]
+
+
+@pytest.fixture
+async def own_rt(
+    pg_cluster: Cluster, tmp_path: Path, clock, keys: KeyRing
+) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
+    """A database of its own, committed as in production: verify's workers can see it."""
+    name = f"audit_{uuid.uuid4().hex[:12]}"
+    url = pg_cluster.create_database(name)
+    upgrade(url)
+    db = Database(create_engine(url, pool_size=2))
+    try:
+        yield Runtime(make_settings(tmp_path, database_url=url), db, keys, clock=clock)
+    finally:
+        await db.dispose()
+        pg_cluster.psql(f'DROP DATABASE "{name}"')
+
+
+async def _all_ways(rt: Runtime) -> list[str]:
+    """Verify in worker processes over chunks of 4 and 8 leaves, and in one scan of one chunk:
+    the same problems, in the same order."""
+    reports = [
+        await audit_log.verify(rt, processes=2, chunk_leaves=4),
+        await audit_log.verify(rt, processes=2, chunk_leaves=8),
+        await audit_log.verify(rt, processes=1),
+    ]
+    assert len({(r.rows, r.checkpoints, tuple(r.problems)) for r in reports}) == 1, reports
+    return reports[0].problems
+
+
+async def test_workers_scan_chunks_and_find_what_one_scan_finds(own_rt: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    rt = own_rt
+    ids = await _events(rt, 23, clock)
+    for rows_max in (5, 6, 5):
+        await audit_log.checkpoint(rt, rows_max=rows_max)
+    await audit_log.checkpoint(rt)  # heads at 5, 11, 16 and 23 leaves
+    assert await _all_ways(rt) == []
+
+    async with rt.db.transaction() as conn:
+        await conn.execute(audit_event.delete().where(audit_event.c.id.in_(ids[7:9])))
+        await conn.execute(
+            update(audit_event).where(audit_event.c.id == ids[13]).values(result="unknown")
+        )
+        row = (await conn.execute(select(audit_event).where(audit_event.c.id == ids[4]))).one()
+        edited = {**row._asdict(), "actor_label": "someone else"}
+        await conn.execute(
+            update(audit_event)
+            .where(audit_event.c.id == ids[4])
+            .values(actor_label="someone else", leaf_hash=leaf_hash(audit.leaf_data(edited)))
+        )
+    assert await _all_ways(rt) == [
+        f"point de contrôle 5 : {_ROOT_DIFFERS}",
+        "feuilles 7 à 8 manquantes (lignes supprimées)",  # across two chunks of 4, said once
+        f"point de contrôle 11 : {_ROOT_DIFFERS}",
+        f"événement {ids[13]} (feuille 13) modifié",
+        f"point de contrôle 16 : {_ROOT_DIFFERS}",
+        f"point de contrôle 23 : {_ROOT_DIFFERS}",
+    ]
+
+
+async def test_workers_report_rows_beyond_the_last_head_and_lost_ones(
+    own_rt: Runtime, clock
+) -> None:  # type: ignore[no-untyped-def]
+    rt = own_rt
+    await _events(rt, 10, clock)
+    await audit_log.checkpoint(rt, rows_max=6)
+    await audit_log.checkpoint(rt)
+    [extra] = await _events(rt, 1, clock)
+    async with rt.db.transaction() as conn:
+        await conn.execute(
+            update(audit_event)
+            .where(audit_event.c.id == extra)
+            .values(leaf_index=12, leaf_hash=b"\0" * 32)
+        )
+    assert await _all_ways(rt) == [
+        "feuilles 10 à 11 manquantes (lignes supprimées)",
+        f"événement {extra} (feuille 12) modifié",
+        "feuilles 10 à 12 hors de tout point de contrôle signé (lignes ajoutées ou point de contrôle supprimé)",
+    ]
+    async with rt.db.transaction() as conn:
+        await conn.execute(text("DELETE FROM audit_event WHERE leaf_index >= 7"))
+    assert await _all_ways(rt) == [
+        "point de contrôle 10 : seules 7 feuilles subsistent (des lignes scellées ont été supprimées)"
+    ]

@@ -72,6 +72,34 @@ class Frontier:
             acc = node_hash(node, acc)
         return acc
 
+    def extend(self, right: Frontier) -> None:
+        """Append the leaves that ``right`` sums up, as if appended one by one.
+
+        Each of ``right``'s subtrees must start at a multiple of its own size: true when this
+        size is a multiple of a power of two at least ``right.size``, as when a long run of
+        leaves is cut into aligned chunks, each folded apart (``services.audit_log.verify``).
+
+        >>> leaves = [leaf_hash(bytes([i])) for i in range(11)]
+        >>> left, right = Frontier(), Frontier()
+        >>> for h in leaves[:8]:
+        ...     left.append(h)
+        >>> for h in leaves[8:]:
+        ...     right.append(h)
+        >>> left.extend(right)
+        >>> left.root() == root(leaves)
+        True
+        """
+        sizes = [1 << b for b in range(right.size.bit_length() - 1, -1, -1) if right.size >> b & 1]
+        if sizes and self.size % sizes[0]:  # the smaller ones then follow on their own
+            raise ValueError("the subtree does not start at a multiple of its size")
+        for node, size in zip(right.nodes, sizes, strict=True):
+            units = self.size // size
+            while units & 1:  # the same carries as append, counted in subtrees of this size
+                node = node_hash(self.nodes.pop(), node)
+                units >>= 1
+            self.nodes.append(node)
+            self.size += size
+
     def to_bytes(self) -> bytes:
         return b"".join(self.nodes)
 

@@ -2,20 +2,18 @@
 
 ``checkpoint`` gives the unsealed rows consecutive leaf indexes (in ``at, id`` order), stores
 each row's leaf hash, appends them to the RFC 9162 tree (``domain.merkle.Frontier``) and signs
-the new tree head with the Ed25519 audit key. ``verify`` recomputes every leaf from the row's
-values, checks indexes are consecutive (a deleted row leaves a gap), every checkpoint's root
-and signature, and names what does not hold. ``prove`` gives the inclusion proof of one row
-that anyone can check with the public key alone (``docs/audit.md``).
+the new tree head with the Ed25519 audit key. ``verify`` (``services.audit_verify``) recomputes
+every leaf from the row's values, checks indexes are consecutive (a deleted row leaves a gap),
+every checkpoint's root and signature, and names what does not hold. ``prove`` gives the
+inclusion proof of one row that anyone can check with the public key alone (``docs/audit.md``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import bindparam, select, text, update
 
@@ -23,7 +21,20 @@ from rempart.db.tables import audit_checkpoint, audit_event
 from rempart.domain.errors import NotFound
 from rempart.domain.merkle import Frontier, leaf_hash, path_ranges
 from rempart.security.audit import leaf_data, tree_head_message
+from rempart.services.audit_verify import VerifyReport, verify
 from rempart.services.runtime import Runtime
+
+__all__ = [
+    "SEAL_BATCH_ROWS",
+    "Checkpoint",
+    "Proof",
+    "VerifyReport",
+    "checkpoint",
+    "checkpoint_all",
+    "prove",
+    "public_key",
+    "verify",
+]
 
 SEAL_BATCH_ROWS = 50_000
 _STREAM_ROWS = 20_000
@@ -90,77 +101,6 @@ async def checkpoint_all(rt: Runtime) -> list[Checkpoint]:
     while (cp := await checkpoint(rt)) is not None:
         done.append(cp)
     return done
-
-
-@dataclass
-class VerifyReport:
-    rows: int = 0
-    checkpoints: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-async def verify(rt: Runtime) -> VerifyReport:
-    report = VerifyReport()
-    key = Ed25519PublicKey.from_public_bytes(public_key(rt))
-    async with rt.db.read() as conn:
-        heads = (
-            await conn.execute(select(audit_checkpoint).order_by(audit_checkpoint.c.tree_size))
-        ).all()
-        for head in heads:
-            try:
-                key.verify(
-                    head.signature,
-                    tree_head_message(head.tree_size, head.root_hash, head.signed_at),
-                )
-            except InvalidSignature:
-                report.problems.append(f"point de contrôle {head.tree_size} : signature invalide")
-        report.checkpoints = len(heads)
-        pending = list(heads)
-        frontier = Frontier()
-        result = await conn.stream(
-            select(audit_event)
-            .where(audit_event.c.leaf_index.is_not(None))
-            .order_by(audit_event.c.leaf_index)
-            .execution_options(yield_per=_STREAM_ROWS)
-        )
-        async for row in result:
-            _check_row(row, frontier, report)
-            frontier.append(row.leaf_hash if row.leaf_hash is not None else b"")
-            report.rows += 1
-            while pending and pending[0].tree_size == frontier.size:
-                head = pending.pop(0)
-                if frontier.root() != head.root_hash:
-                    report.problems.append(
-                        f"point de contrôle {head.tree_size} : racine différente "
-                        "(une ligne scellée a été modifiée, retirée ou déplacée)"
-                    )
-    last_size = heads[-1].tree_size if heads else 0
-    if frontier.size > last_size:  # sealed rows no signed head covers: forged, or a lost head
-        report.problems.append(
-            f"feuilles {last_size} à {frontier.size - 1} hors de tout point de contrôle signé "
-            "(lignes ajoutées ou point de contrôle supprimé)"
-        )
-    for head in pending:
-        report.problems.append(
-            f"point de contrôle {head.tree_size} : seules {frontier.size} feuilles subsistent "
-            "(des lignes scellées ont été supprimées)"
-        )
-    return report
-
-
-def _check_row(row: Any, frontier: Frontier, report: VerifyReport) -> None:
-    if row.leaf_index != frontier.size:
-        report.problems.append(
-            f"feuilles {frontier.size} à {row.leaf_index - 1} manquantes (lignes supprimées)"
-        )
-        while frontier.size < row.leaf_index:  # keep counting from the row's own index
-            frontier.append(b"\0" * 32)
-    if leaf_hash(leaf_data(row)) != row.leaf_hash:
-        report.problems.append(f"événement {row.id} (feuille {row.leaf_index}) modifié")
 
 
 @dataclass(frozen=True, slots=True)
