@@ -87,3 +87,55 @@ async def test_a_day_of_fifty_patients(api: Api, tmp_path: object) -> None:
     assert audited == 50  # every decision is audited, naming the person
     r = await api.http.get("/api/v1/invoices?status=accepted&limit=200", headers=_auth(pharmacy))
     assert len(r.json()["items"]) == 25  # a structure lists its own invoices only
+
+
+async def test_the_day_ends_in_a_payment_run_that_pays_it_exactly(
+    api: Api, tmp_path: object
+) -> None:
+    """The money issue's acceptance on the same day: the file validates, its total is the sum
+    of the accepted AMC parts, and the remittance advices list every decided invoice once."""
+    import uuid
+    from pathlib import Path
+
+    from sqlalchemy import update
+
+    from rempart.db.tables import bank_account, invoice
+    from rempart.domain.roles import Role
+    from rempart.security.principal import ActorKind, Principal
+    from rempart.services import payments
+
+    await test_a_day_of_fifty_patients(api, tmp_path)
+    pharmacy, optician = await api.token(), await api.token(api.optician)
+    extra = invoice_body(api, api.persons[5], "LATE-1", None)  # not served: rejected, reported
+    await send(api, pharmacy, extra)
+    await adjudication.decide_all(api.rt)
+    async with api.rt.db.transaction() as conn:
+        await conn.execute(update(bank_account).values(pays_from=api.rt.now()))
+        accepted = (
+            await conn.execute(
+                select(func.sum(invoice.c.amc_cents)).where(invoice.c.status == "accepted")
+            )
+        ).scalar_one()
+        decided = (
+            await conn.execute(
+                select(func.count())
+                .select_from(invoice)
+                .where(invoice.c.status.in_(("accepted", "rejected")))
+            )
+        ).scalar_one()
+    alice = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.alice", Role.PAYMENTS)
+    bob = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.bob", Role.PAYMENTS)
+    run = await payments.prepare(api.rt, alice)
+    await payments.approve(api.rt, bob, run.id)
+    out = Path(str(tmp_path)) / "run.xml"
+    await payments.export(api.rt, alice, run.id, out)
+    payments.validate(out.read_bytes())
+    assert run.total_cents == accepted and run.holds == []
+    reported = []
+    for token in (pharmacy, optician):
+        for p in (await api.http.get("/api/v1/payments", headers=_auth(token))).json()["items"]:
+            rsp = await api.http.get(
+                f"/api/v1/payments/{p['payment_id']}/remittance", headers=_auth(token)
+            )
+            reported += [ln["invoice_id"] for ln in rsp.json()["lines"]]
+    assert len(reported) == len(set(reported)) == decided  # every decided invoice, once

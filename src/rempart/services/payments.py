@@ -29,7 +29,7 @@ from uuid import UUID
 
 import orjson
 from sepaxml import SepaTransfer
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from rempart import access
 from rempart.db.tables import (
@@ -226,7 +226,8 @@ async def _prepare(
             update(invoice)
             .where(
                 invoice.c.structure_id == bindparam("b_structure"),
-                invoice.c.status.in_(DECIDED),
+                # no IN (…) here: an expanding list cannot be bound once per executemany row
+                or_(*(invoice.c.status == s for s in DECIDED)),
                 invoice.c.payment_id.is_(None),
                 invoice.c.decided_at <= cutoff,
             )
