@@ -471,6 +471,36 @@ def pay_export(
     console.print(f"{out} — SHA-256 {digest}")
 
 
+@pay_app.command("reconcile")
+def pay_reconcile(
+    statement: Annotated[Path, typer.Argument(help="Relevé camt.053 ou camt.054 (XML).")],
+    actor: ActorOpt = None,
+) -> None:
+    """Rapprocher un relevé bancaire des virements envoyés (EndToEndId) ; les retours rouvrent
+    les montants et mettent les coordonnées bancaires en vérification."""
+    from rempart.domain.money import Money
+    from rempart.services import reconciliation
+
+    data = statement.read_bytes()
+
+    async def body(rt: Runtime) -> Any:
+        return await reconciliation.import_statement(
+            rt, await _actor(rt, actor), data, statement.name
+        )
+
+    report = _run(body)
+    if report.already_imported:
+        console.print("Relevé déjà importé : voici son rapport.")
+    console.print(f"{len(report.booked)} virements comptabilisés")
+    for r in report.returned:
+        console.print(
+            f"[yellow]retour[/yellow] {r['end_to_end_id']} ({Money(r['amount_cents']).french()}, "
+            f"motif {r['reason']}) : montant rouvert, coordonnées bancaires à vérifier"
+        )
+    for u in report.unmatched:
+        console.print(f"[red]non rapproché[/red] {u['end_to_end_id']} : {u['why']}")
+
+
 @ledger_app.command("balance")
 def ledger_balance(
     account: Annotated[

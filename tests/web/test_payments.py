@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from rempart.db.tables import bank_account, invoice
+from rempart.db.tables import payment as payment_table
 from rempart.domain.care import Profession
 from rempart.domain.errors import FourEyesViolation
 from rempart.domain.roles import Role
@@ -150,3 +151,90 @@ async def test_an_iban_shared_by_two_structures_is_held_for_both(api: Api) -> No
     run = await payments.prepare(api.rt, ALICE)
     reasons = {h["structure_id"]: h["reason"] for h in run.holds}
     assert reasons[str(api.pharmacy.structure_id)] == "iban_shared"
+
+
+def camt054(*entries: tuple[str, int, str, str | None]) -> bytes:
+    """A camt.054.001.08 notification: (EndToEndId, cents, DBIT|CRDT, return reason)."""
+    body = []
+    for e2e, cents, way, reason in entries:
+        ret = f"<RtrInf><Rsn><Cd>{reason}</Cd></Rsn></RtrInf>" if reason else ""
+        amt = f'<Amt Ccy="EUR">{cents // 100}.{cents % 100:02d}</Amt>'
+        body.append(
+            f"<Ntry>{amt}<CdtDbtInd>{way}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><NtryDtls><TxDtls>"
+            f"<Refs><EndToEndId>{e2e}</EndToEndId></Refs>{amt}{ret}</TxDtls></NtryDtls></Ntry>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08">'
+        "<BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>BANK-1</MsgId></GrpHdr><Ntfctn><Id>N1</Id>"
+        + "".join(body)
+        + "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
+    ).encode()
+
+
+async def test_a_returned_transfer_reopens_the_amount_and_puts_the_iban_under_review(
+    api: Api, tmp_path: Path
+) -> None:
+    from rempart.services import reconciliation
+
+    await billed_day(api)
+    run = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, run.id)
+    await payments.export(api.rt, ALICE, run.id, tmp_path / "run.xml")
+    async with api.rt.db.transaction() as conn:
+        sent = {
+            r.structure_id: r
+            for r in await conn.execute(
+                select(payment_table).where(payment_table.c.run_id == run.id)
+            )
+        }
+    ph, op = sent[api.pharmacy.structure_id], sent[api.optician.structure_id]
+    statement = camt054(
+        (ph.end_to_end_id, ph.amount_cents, "DBIT", None),
+        (op.end_to_end_id, op.amount_cents, "DBIT", None),
+        (op.end_to_end_id, op.amount_cents, "CRDT", "AC04"),  # closed account: back
+        ("RMPunknown-000009", 1234, "DBIT", None),
+    )
+    report = await reconciliation.import_statement(api.rt, ALICE, statement, "camt.xml")
+    assert report.booked == [ph.end_to_end_id, op.end_to_end_id]
+    assert [(r["end_to_end_id"], r["reason"]) for r in report.returned] == [
+        (op.end_to_end_id, "AC04")
+    ]
+    assert [u["end_to_end_id"] for u in report.unmatched] == ["RMPunknown-000009"]
+    again = await reconciliation.import_statement(api.rt, ALICE, statement, "camt.xml")
+    assert again.already_imported and again.as_json() == report.as_json()
+
+    balances = await ledger.balances(api.rt, ALICE)
+    assert sum(balances.values()) == 0
+    assert balances[f"ps:{api.optician.structure_id}"] == -op.amount_cents  # owed again
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == 0
+    async with api.rt.db.transaction() as conn:
+        o2 = (
+            await conn.execute(select(invoice.c.status).where(invoice.c.invoice_number == "O-2"))
+        ).scalar_one()
+        review = (
+            await conn.execute(
+                select(bank_account.c.status).where(
+                    bank_account.c.structure_id == api.optician.structure_id
+                )
+            )
+        ).scalar_one()
+    assert (o2, review) == ("accepted", "review")
+    api.rt.clock.advance(days=1)  # type: ignore[attr-defined]
+    nxt = await payments.prepare(api.rt, ALICE)
+    assert [(h["structure_id"], h["reason"]) for h in nxt.holds] == [
+        (str(api.optician.structure_id), "iban_under_review")
+    ]
+    # the remittance advice already sent still says what it said
+    token = await api.token(api.optician)
+    rsp = await api.http.get(f"/api/v1/payments/{op.id}/remittance", headers=_auth(token))
+    assert [ln["invoice_number"] for ln in rsp.json()["lines"]] == ["O-1", "O-2"]
+
+
+def test_a_file_that_is_not_camt_is_refused_naming_the_file() -> None:
+    from rempart.domain.camt import StatementError, parse
+
+    with pytest.raises(StatementError):
+        parse(b"<Document><Other/></Document>")
+    with pytest.raises(StatementError):
+        parse(b"not xml")

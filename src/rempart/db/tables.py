@@ -563,8 +563,35 @@ payment = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("end_to_end_id", String(35), unique=True),  # None without a transfer
     Column("remittance_ref", String(35), nullable=False, unique=True),
+    Column("status", String(10), nullable=False, server_default="planned"),
+    # planned | exported | booked (seen on the bank statement) | returned (by the PS's bank)
+    Column("return_reason", String(10)),  # ISO 20022 code: AC01, AC04, …
+    Column("returned_at", UtcDateTime()),
     UniqueConstraint("run_id", "structure_id", name="uq_payment_run_structure"),
     CheckConstraint("amount_cents >= 0", name="not_negative"),
+)
+
+# What each payment's remittance advice reports, frozen when the run is prepared: a transfer
+# returned later re-opens its invoices, but the advice already sent keeps saying what it said.
+remitted_invoice = Table(
+    "remitted_invoice",
+    metadata,
+    Column("payment_id", Uuid, ForeignKey("payment.id"), primary_key=True),
+    Column("invoice_id", Uuid, ForeignKey("invoice.id"), primary_key=True),
+    Column("decision", String(10), nullable=False),  # accepted | rejected
+    Column("amc_cents", BigInteger, nullable=False),
+)
+
+# Bank statements imported (camt.053 / camt.054), once each: a re-import returns its report.
+bank_statement = Table(
+    "bank_statement",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("filename", String(255), nullable=False),
+    Column("imported_at", UtcDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("report", Text, nullable=False),  # JSON: booked, returned, unmatched
 )
 
 # -- installation-wide settings (e.g. the marker of a demo database) -------------------------

@@ -8,6 +8,7 @@ details are held gets nothing this run, with the reason, and its invoices wait f
     no_bank_account      no active bank details
     iban_cooling_off     the bank details changed within the cooling-off period
     iban_shared          the same IBAN is registered by another structure (a fraud signal)
+    iban_under_review    a transfer to it was returned by the bank (camt): to be checked
 
 Identifiers are derived from the run's id, never drawn at export: the file written twice is the
 same file (``msg_id``, ``pmt_inf_id``, ``end_to_end_id``, ``remittance_ref`` ≤ 35 characters).
@@ -31,6 +32,7 @@ class Hold(StrEnum):
     NO_BANK_ACCOUNT = "no_bank_account"
     IBAN_COOLING_OFF = "iban_cooling_off"
     IBAN_SHARED = "iban_shared"
+    IBAN_UNDER_REVIEW = "iban_under_review"
 
     @property
     def label(self) -> str:
@@ -41,6 +43,7 @@ HOLD_LABELS = {
     Hold.NO_BANK_ACCOUNT: "Aucune coordonnée bancaire active",
     Hold.IBAN_COOLING_OFF: "Coordonnées bancaires modifiées récemment (délai de sécurité en cours)",
     Hold.IBAN_SHARED: "IBAN déclaré par plusieurs professionnels : vérification nécessaire",
+    Hold.IBAN_UNDER_REVIEW: "Virement précédent retourné par la banque : coordonnées à vérifier",
 }
 
 
@@ -65,6 +68,7 @@ class BankFacts:
     account_id: UUID
     pays_from: datetime
     shared: bool  # the same IBAN (blind index) belongs to another structure too
+    under_review: bool = False  # a transfer to it came back (camt return): to be checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ def hold_reason(due: Due, now: datetime) -> Hold | None:
         return None  # nothing to send: the remittance advice goes anyway
     if due.bank is None:
         return Hold.NO_BANK_ACCOUNT
+    if due.bank.under_review:
+        return Hold.IBAN_UNDER_REVIEW
     if due.bank.shared:
         return Hold.IBAN_SHARED
     if due.bank.pays_from > now:

@@ -39,6 +39,7 @@ from rempart.db.tables import (
     invoice_line,
     payment,
     payment_run,
+    remitted_invoice,
 )
 from rempart.domain.channels import Channel
 from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFound
@@ -99,9 +100,10 @@ async def _bank_facts(conn: Any, structures: Sequence[UUID]) -> dict[UUID, BankF
                 bank_account.c.structure_id,
                 bank_account.c.iban_bi,
                 bank_account.c.pays_from,
+                bank_account.c.status,
             )
             .where(bank_account.c.structure_id.in_(structures))
-            .where(bank_account.c.status == "active")
+            .where(bank_account.c.status.in_(("active", "review")))
         )
     ).all()
     bis = list({r.iban_bi for r in rows})
@@ -116,7 +118,12 @@ async def _bank_facts(conn: Any, structures: Sequence[UUID]) -> dict[UUID, BankF
             )
         ).all()
     )
-    return {r.structure_id: BankFacts(r.id, r.pays_from, owners[r.iban_bi] > 1) for r in rows}
+    return {
+        r.structure_id: BankFacts(
+            r.id, r.pays_from, owners[r.iban_bi] > 1, under_review=r.status == "review"
+        )
+        for r in rows
+    }
 
 
 def _run_of(row: Any, count: int, dry_run: bool = False) -> Run:
@@ -233,6 +240,20 @@ async def _prepare(
             )
             .values(payment_id=bindparam("b_payment")),
             [{"b_structure": p["structure_id"], "b_payment": p["id"]} for p in payments],
+        )
+    if payments:
+        await conn.execute(
+            remitted_invoice.insert().from_select(
+                ["payment_id", "invoice_id", "decision", "amc_cents"],
+                select(
+                    invoice.c.payment_id,
+                    invoice.c.id,
+                    invoice.c.status,
+                    func.coalesce(invoice.c.amc_cents, 0),
+                )
+                .join(payment, payment.c.id == invoice.c.payment_id)
+                .where(payment.c.run_id == run_id),
+            )
         )
     funding = await _funding(conn, run_id)
     await conn.execute(
@@ -409,6 +430,11 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                 )
                 .values(status="paid")
             )
+            await conn.execute(
+                update(payment)
+                .where(payment.c.run_id == run_id, payment.c.amount_cents > 0)
+                .values(status="exported")
+            )
             await ledger.post(
                 conn,
                 rt.db.dialect,
@@ -516,16 +542,17 @@ async def remittance(
         invoices = (
             await conn.execute(
                 select(invoice.c.id, invoice.c.invoice_number, invoice.c.care_date,
-                       invoice.c.status, invoice.c.amc_cents)
-                .where(invoice.c.payment_id == payment_id)
+                       remitted_invoice.c.decision, remitted_invoice.c.amc_cents)
+                .join(remitted_invoice, remitted_invoice.c.invoice_id == invoice.c.id)
+                .where(remitted_invoice.c.payment_id == payment_id)
                 .order_by(invoice.c.invoice_number)
             )
         ).all()  # fmt: skip
         reasons: dict[UUID, list[Reason]] = {}
         for r in await conn.execute(
             select(invoice_line.c.invoice_id, invoice_line.c.reasons)
-            .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
-            .where(invoice.c.payment_id == payment_id)
+            .join(remitted_invoice, remitted_invoice.c.invoice_id == invoice_line.c.invoice_id)
+            .where(remitted_invoice.c.payment_id == payment_id)
             .order_by(invoice_line.c.line_no)
         ):
             for value in orjson.loads(r.reasons):
@@ -538,8 +565,8 @@ async def remittance(
             i.id,
             i.invoice_number,
             i.care_date,
-            "paid" if i.status == "paid" else i.status,
-            int(i.amc_cents or 0) if i.status == "paid" else 0,
+            "paid" if i.decision == "accepted" else "rejected",
+            int(i.amc_cents) if i.decision == "accepted" else 0,
             tuple(reasons.get(i.id, ())),
         )
         for i in invoices
