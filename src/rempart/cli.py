@@ -471,6 +471,47 @@ def pay_export(
     console.print(f"{out} — SHA-256 {digest}")
 
 
+@pay_app.command("advance")
+def pay_advance(
+    structure_id: Annotated[str, typer.Argument(help="Structure (professionnel) à avancer.")],
+    days: Annotated[int, typer.Option("--days", help="Jours sans paiement à couvrir.")],
+    rate: Annotated[int, typer.Option("--rate", help="Part du volume moyen, en %.")] = 80,
+    actor: ActorOpt = None,
+) -> None:
+    """Accorder un acompte calculé sur les paiements des 90 derniers jours."""
+    from rempart.domain.money import Money
+    from rempart.services import advances
+
+    sid = _uuid(structure_id, "Identifiant de structure")
+
+    async def body(rt: Runtime) -> Any:
+        return await advances.grant(rt, await _actor(rt, actor), sid, days=days, rate_pct=rate)
+
+    a = _run(body)
+    console.print(
+        f"Acompte {a.id} : {Money(a.amount_cents).french()} "
+        f"(payé sur 90 jours : {Money(a.paid_in_window_cents).french()}, "
+        f"{a.days} jours, {a.rate_pct} %)"
+    )
+
+
+@pay_app.command("advance-export")
+def pay_advance_export(
+    advance_id: Annotated[str, typer.Argument()],
+    out: Annotated[Path, typer.Option("--out", help="Fichier pain.001.001.09 à écrire.")],
+    actor: ActorOpt = None,
+) -> None:
+    """Écrire le fichier SEPA d'un acompte (toujours le même fichier)."""
+    from rempart.services import advances
+
+    aid = _uuid(advance_id, "Identifiant d'acompte")
+
+    async def body(rt: Runtime) -> Any:
+        return await advances.export(rt, await _actor(rt, actor), aid, out)
+
+    console.print(f"{out} — SHA-256 {_run(body)}")
+
+
 @pay_app.command("reconcile")
 def pay_reconcile(
     statement: Annotated[Path, typer.Argument(help="Relevé camt.053 ou camt.054 (XML).")],

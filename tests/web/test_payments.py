@@ -238,3 +238,63 @@ def test_a_file_that_is_not_camt_is_refused_naming_the_file() -> None:
         parse(b"<Document><Other/></Document>")
     with pytest.raises(StatementError):
         parse(b"not xml")
+
+
+async def test_an_advance_during_a_suspension_is_netted_until_the_ps_is_owed_exactly(
+    api: Api, tmp_path: Path
+) -> None:
+    from rempart.domain.channels import Channel
+    from rempart.domain.errors import ChannelClosed
+    from rempart.services import advances, channels
+
+    ph = await api.token()
+    p = api.persons[0]
+    number = await check(api, ph, p)
+
+    async def bill(prefix: str, n: int, euros: int) -> None:
+        ph = await api.token()
+        for i in range(n):  # a drug at `euros` € with 0 % AMO: the AMC pays it all
+            drug = line(quantity=i + 1, unit_price=f"{euros}.00", brss=f"{euros}.00",
+                        amo_rate=0, amo_amount="0.00",
+                        amc_amount_claimed=f"{euros * (i + 1)}.00")  # fmt: skip
+            assert (await send(api, ph, invoice_body(api, p, f"{prefix}-{i}", number,
+                                                     lines=[drug]))).status_code == 202  # fmt: skip
+        await adjudication.decide_all(api.rt)
+
+    await bill("J1", 3, 300)  # €300 + €600 + €900 = €1,800 accepted
+    async with api.rt.db.transaction() as conn:
+        await conn.execute(update(bank_account).values(pays_from=api.rt.now() - timedelta(days=30)))
+    first = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, first.id)
+    await payments.export(api.rt, ALICE, first.id, tmp_path / "j1.xml")
+    assert first.total_cents == 180000
+
+    # the operator's payments are suspended; intake and adjudication go on
+    await channels.switch(api.rt, Channel.PAYMENTS, open_=False, reason="incident", actor=f.ACTOR)
+    api.rt.clock.advance(days=1)  # type: ignore[attr-defined]
+    ph = await api.token()  # the day's token
+    with pytest.raises(ChannelClosed):
+        await payments.prepare(api.rt, ALICE)
+    await bill("J2", 2, 500)  # €500 + €1,000 accepted, not paid
+    granted = await advances.grant(api.rt, ALICE, api.pharmacy.structure_id, days=10, rate_pct=90)
+    assert granted.amount_cents == 18000  # €1,800 / 90 days × 10 days × 90 %
+    digest = await advances.export(api.rt, ALICE, granted.id, tmp_path / "acompte.xml")
+    payments.validate((tmp_path / "acompte.xml").read_bytes())
+    assert await advances.export(api.rt, BOB, granted.id, tmp_path / "again.xml") == digest
+
+    await channels.switch(api.rt, Channel.PAYMENTS, open_=True, reason=None, actor=f.ACTOR)
+    second = await payments.prepare(api.rt, ALICE)
+    assert second.total_cents == 150000 - 18000  # the advance is netted
+    await payments.approve(api.rt, BOB, second.id)
+    await payments.export(api.rt, ALICE, second.id, tmp_path / "j2.xml")
+    balances = await ledger.balances(api.rt, ALICE)
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == 0  # owed exactly what it was paid
+    assert balances.get(f"advance:{api.pharmacy.structure_id}", 0) == 0  # absorbed
+    assert balances["bank"] == -(180000 + 150000)  # €1,800 + €180 advance + €1,320
+    assert sum(balances.values()) == 0
+    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()["items"]
+    latest = listed[0]
+    rsp = await api.http.get(
+        f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
+    )
+    assert (rsp.json()["amount"], rsp.json()["advance_netted"]) == ("1320.00", "180.00")

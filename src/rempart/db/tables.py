@@ -563,12 +563,35 @@ payment = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("end_to_end_id", String(35), unique=True),  # None without a transfer
     Column("remittance_ref", String(35), nullable=False, unique=True),
+    Column("netted_cents", BigInteger, nullable=False, server_default="0"),  # advance absorbed
     Column("status", String(10), nullable=False, server_default="planned"),
     # planned | exported | booked (seen on the bank statement) | returned (by the PS's bank)
     Column("return_reason", String(10)),  # ISO 20022 code: AC01, AC04, …
     Column("returned_at", UtcDateTime()),
     UniqueConstraint("run_id", "structure_id", name="uq_payment_run_structure"),
     CheckConstraint("amount_cents >= 0", name="not_negative"),
+)
+
+# Advances (acomptes) granted to a professional when payments stop (DOMAIN.md §8): paid in
+# their own SEPA file, then netted by the following runs until absorbed (``payment.netted``).
+advance = Table(
+    "advance",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False, index=True),
+    Column("bank_account_id", Uuid, ForeignKey("bank_account.id"), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("basis", Text, nullable=False),  # JSON: paid over the window, days, rate
+    Column("granted_by", String(100), nullable=False),
+    Column("granted_at", UtcDateTime(), nullable=False),
+    Column("status", String(10), nullable=False),  # granted | exported
+    Column("msg_id", String(35), nullable=False, unique=True),
+    Column("pmt_inf_id", String(35), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False, unique=True),
+    Column("remittance_ref", String(35), nullable=False, unique=True),
+    Column("exported_at", UtcDateTime()),
+    Column("file_sha256", String(64)),
+    CheckConstraint("amount_cents > 0", name="positive"),
 )
 
 # What each payment's remittance advice reports, frozen when the run is prepared: a transfer

@@ -66,6 +66,16 @@ def payment_sent(structure_id: UUID, cents: int) -> Posting:
     return Posting(ps(structure_id), BANK, cents, "payment")
 
 
+def advance_paid(structure_id: UUID, cents: int) -> Posting:
+    """An advance leaves the bank: the professional owes it back until runs net it."""
+    return Posting(advance(structure_id), BANK, cents, "advance")
+
+
+def advance_netted(structure_id: UUID, cents: int) -> Posting:
+    """A run keeps part of what the professional is owed to absorb its advance."""
+    return Posting(ps(structure_id), advance(structure_id), cents, "advance_netted")
+
+
 def reverse(postings: Sequence[Posting], event: str = "reversal") -> list[Posting]:
     return [Posting(p.credit, p.debit, p.cents, event) for p in postings]
 

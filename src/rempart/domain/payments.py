@@ -10,6 +10,9 @@ details are held gets nothing this run, with the reason, and its invoices wait f
     iban_shared          the same IBAN is registered by another structure (a fraud signal)
     iban_under_review    a transfer to it was returned by the bank (camt): to be checked
 
+An advance paid earlier is netted first: the transfer is what was accepted minus what is left
+of the advance, never below zero (what is left waits for the next run).
+
 Identifiers are derived from the run's id, never drawn at export: the file written twice is the
 same file (``msg_id``, ``pmt_inf_id``, ``end_to_end_id``, ``remittance_ref`` ≤ 35 characters).
 
@@ -78,13 +81,15 @@ class Due:
     accepted: int  # invoices
     rejected: int
     bank: BankFacts | None
+    advance_cents: int = 0  # advances paid and not yet netted
 
 
 @dataclass(frozen=True, slots=True)
 class Planned:
     structure_id: UUID
-    amount_cents: int
+    amount_cents: int  # the transfer: accepted AMC parts minus the advance netted
     bank_account_id: UUID | None  # None: a remittance advice without a transfer
+    netted_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +120,32 @@ def plan(dues: Sequence[Due], now: datetime) -> tuple[list[Planned], list[Held]]
         reason = hold_reason(due, now)
         if reason is not None:
             held.append(Held(due.structure_id, reason, due.accepted_cents))
-        elif due.accepted_cents > 0:
-            assert due.bank is not None
-            planned.append(Planned(due.structure_id, due.accepted_cents, due.bank.account_id))
         else:
-            planned.append(Planned(due.structure_id, 0, None))
+            netted = min(due.accepted_cents, max(due.advance_cents, 0))
+            amount = due.accepted_cents - netted
+            account = due.bank.account_id if amount > 0 and due.bank is not None else None
+            planned.append(Planned(due.structure_id, amount, account, netted))
     return planned, held
+
+
+ADVANCE_WINDOW_DAYS = 90
+
+
+def advance_amount(paid_cents: int, days: int, rate_pct: int) -> int:
+    """An advance sized on what the professional was paid over the last ``ADVANCE_WINDOW_DAYS``
+    days: its average per day × the days without payment × a rate, rounded half-up.
+
+    >>> advance_amount(900_000, 10, 80)   # €9,000 over 90 days, 10 days, 80 %
+    80000
+    """
+    if paid_cents < 0 or days <= 0 or not 0 < rate_pct <= 100:
+        raise ValueError("montant payé positif, jours > 0, taux entre 1 et 100 %")
+    return (2 * paid_cents * days * rate_pct + ADVANCE_WINDOW_DAYS * 100) // (
+        2 * ADVANCE_WINDOW_DAYS * 100
+    )
+
+
+def advance_ids(advance_id: UUID) -> tuple[str, str, str, str]:
+    """``MsgId``, ``PmtInfId``, ``EndToEndId`` and reference of an advance's own file."""
+    h = advance_id.hex
+    return f"ACP-{h[:16]}", f"ACP-{h[:16]}-1", f"ACP{h[:12]}-000001", f"ACP{h[:12]}-R"

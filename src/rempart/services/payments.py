@@ -29,7 +29,7 @@ from uuid import UUID
 
 import orjson
 from sepaxml import SepaTransfer
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, union_all, update
 
 from rempart import access
 from rempart.db.tables import (
@@ -37,13 +37,14 @@ from rempart.db.tables import (
     beneficiary,
     invoice,
     invoice_line,
+    ledger_posting,
     payment,
     payment_run,
     remitted_invoice,
 )
 from rempart.domain.channels import Channel
 from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFound
-from rempart.domain.ledger import payment_sent
+from rempart.domain.ledger import advance, advance_netted, payment_sent
 from rempart.domain.payments import (
     BankFacts,
     Due,
@@ -199,8 +200,16 @@ async def _prepare(
         )
     ).all()
     banks = await _bank_facts(conn, [r.structure_id for r in rows])
+    owed_back = await _advances_left(conn, [r.structure_id for r in rows])
     dues = [
-        Due(r.structure_id, int(r.cents), r.accepted, r.rejected, banks.get(r.structure_id))
+        Due(
+            r.structure_id,
+            int(r.cents),
+            r.accepted,
+            r.rejected,
+            banks.get(r.structure_id),
+            owed_back.get(r.structure_id, 0),
+        )
         for r in rows
     ]
     planned, held = plan(dues, now)
@@ -274,6 +283,25 @@ async def _prepare(
     return _run_of(row, len(payments), dry_run)
 
 
+async def _advances_left(conn: Any, structures: Sequence[UUID]) -> dict[UUID, int]:
+    """What is left of each structure's advances: the balance of its ``advance:`` account."""
+    if not structures:
+        return {}
+    names = {advance(s): s for s in structures}
+    debit = select(ledger_posting.c.debit.label("account"), ledger_posting.c.amount_cents).where(
+        ledger_posting.c.debit.in_(list(names))
+    )
+    credit = select(
+        ledger_posting.c.credit.label("account"),
+        (-ledger_posting.c.amount_cents).label("amount_cents"),
+    ).where(ledger_posting.c.credit.in_(list(names)))
+    legs = union_all(debit, credit).subquery()
+    rows = await conn.execute(
+        select(legs.c.account, func.sum(legs.c.amount_cents)).group_by(legs.c.account)
+    )
+    return {names[a]: int(n) for a, n in rows if int(n) > 0}
+
+
 def _payment_row(run_id: UUID, n: int, p: Planned) -> dict[str, Any]:
     return {
         "id": uuid.uuid5(run_id, str(p.structure_id)),
@@ -281,6 +309,7 @@ def _payment_row(run_id: UUID, n: int, p: Planned) -> dict[str, Any]:
         "structure_id": p.structure_id,
         "bank_account_id": p.bank_account_id,
         "amount_cents": p.amount_cents,
+        "netted_cents": p.netted_cents,
         "end_to_end_id": end_to_end_id(run_id, n) if p.amount_cents > 0 else None,
         "remittance_ref": remittance_ref(run_id, n),
     }
@@ -364,7 +393,12 @@ class _Transfer(SepaTransfer):  # type: ignore[misc]
 
 
 def sepa_file(
-    rt: Runtime, run: Any, payees: dict[UUID, access.Payee], rows: Sequence[Any]
+    rt: Runtime,
+    run: Any,
+    payees: dict[UUID, access.Payee],
+    rows: Sequence[Any],
+    *,
+    label: str = "Rempart tiers payant",
 ) -> bytes:
     """The pain.001.001.09 document of a run: one batch, one transfer per payment, in order."""
     s = rt.settings
@@ -382,7 +416,7 @@ def sepa_file(
                 "BIC": payee.bic,
                 "amount": int(p.amount_cents),
                 "execution_date": run.run_date,
-                "description": f"{p.remittance_ref} Rempart tiers payant {run.run_date:%d/%m/%Y}",
+                "description": f"{p.remittance_ref} {label} {run.run_date:%d/%m/%Y}",
                 "endtoend_id": p.end_to_end_id,
             }
         )
@@ -413,7 +447,7 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
         digest = hashlib.sha256(data).hexdigest()
         if run.file_sha256 is not None and run.file_sha256 != digest:
             raise Conflict("Le fichier recalculé diffère de celui déjà exporté : rien n'est écrit.")
-        _write_atomically(out, data)
+        write_atomically(out, data)
         if run.status == "approved":
             await conn.execute(
                 update(payment_run)
@@ -435,10 +469,18 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                 .where(payment.c.run_id == run_id, payment.c.amount_cents > 0)
                 .values(status="exported")
             )
+            netted = (
+                await conn.execute(
+                    select(payment.c.id, payment.c.structure_id, payment.c.netted_cents).where(
+                        payment.c.run_id == run_id, payment.c.netted_cents > 0
+                    )
+                )
+            ).all()
             await ledger.post(
                 conn,
                 rt.db.dialect,
-                [(p.id, payment_sent(p.structure_id, int(p.amount_cents))) for p in rows],
+                [(p.id, payment_sent(p.structure_id, int(p.amount_cents))) for p in rows]
+                + [(n.id, advance_netted(n.structure_id, int(n.netted_cents))) for n in netted],
                 now,
             )
         run = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
@@ -450,7 +492,7 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
     return _run_of(run, n), digest
 
 
-def _write_atomically(out: Path, data: bytes) -> None:
+def write_atomically(out: Path, data: bytes) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     with tmp.open("wb") as f:
@@ -478,6 +520,7 @@ class PaymentOut:
     end_to_end_id: str | None
     remittance_ref: str
     executed_on: date
+    netted_cents: int = 0  # kept back to absorb an advance
 
 
 async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
@@ -492,7 +535,13 @@ async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
         )
         return [
             PaymentOut(
-                r.id, r.run_id, r.amount_cents, r.end_to_end_id, r.remittance_ref, r.run_date
+                r.id,
+                r.run_id,
+                r.amount_cents,
+                r.end_to_end_id,
+                r.remittance_ref,
+                r.run_date,
+                r.netted_cents,
             )
             for r in rows
         ]
@@ -573,7 +622,7 @@ async def remittance(
     ]
     out = PaymentOut(
         head.id, head.run_id, head.amount_cents, head.end_to_end_id, head.remittance_ref,
-        head.run_date,
+        head.run_date, head.netted_cents,
     )  # fmt: skip
     return out, lines
 

@@ -75,6 +75,7 @@ async def remittance(
             "end_to_end_id": head.end_to_end_id,
             "executed_on": head.executed_on.isoformat(),
             "amount": str(Money(head.amount_cents)),
+            "advance_netted": str(Money(head.netted_cents)),
             "lines": [
                 {
                     "invoice_id": str(ln.invoice_id),

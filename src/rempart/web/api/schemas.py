@@ -370,4 +370,5 @@ class RemittanceOut(BaseModel):
     end_to_end_id: str | None
     executed_on: date
     amount: Euros
+    advance_netted: Euros = Field(description="Retenu sur ce paiement au titre d'un acompte.")
     lines: list[RemittanceLineOut]
