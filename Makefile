@@ -37,6 +37,10 @@ bench: setup ## Benchmarks (minutes): demo seeding and beneficiary import at sca
 bench-rights: setup ## Rights checks on PostgreSQL with 1,000,000 beneficiaries (wrk, c = 1, 8, 32, 64)
 	$(UV) python bench/rights_check.py
 
+.PHONY: bench-claims-crash
+bench-claims-crash: setup ## kill -9 of intake server and workers, 100 trials on PostgreSQL (~15 min)
+	$(UV) python bench/claims_crash.py --trials 100
+
 .PHONY: bench-compare
 bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
 	bench/compare.sh
