@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     body_bytes_max: int = 1_000_000
 
     serve_worker: bool = False  # set by `rempart serve` unless --no-worker
+    # An idle worker looks for work this often; a round that found work starts the next at once.
+    worker_interval_seconds: float = Field(default=5.0, gt=0)
 
     log_json: bool = False
     log_level: str = "info"

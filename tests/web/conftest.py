@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -8,11 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rempart.db.engine import Database, create_engine
+from rempart.db.migrate import upgrade
 from rempart.domain.care import Profession
+from rempart.security.keys import KeyRing
 from rempart.services.beneficiaries import import_beneficiaries
 from rempart.services.runtime import Runtime
+from rempart.testing.postgres import Cluster
 from rempart.web.app import create_app
 from tests import factories as f
+from tests.conftest import Clock, make_settings
 
 
 @dataclass
@@ -49,6 +56,31 @@ class Api:
 
 @pytest.fixture
 async def api(rt: Runtime, tmp_path: Path) -> AsyncIterator[Api]:
+    async with _world(rt, tmp_path) as world:
+        yield world
+
+
+@pytest.fixture
+async def live_api(
+    pg_cluster: Cluster, tmp_path: Path, clock: Clock, keys: KeyRing
+) -> AsyncIterator[Api]:
+    """The same world on a database of its own behind a connection pool, for requests that
+    really run at once (``api`` runs every unit of work on one rolled-back connection)."""
+    name = f"rempart_live_{uuid.uuid4().hex[:12]}"
+    url = pg_cluster.create_database(name)
+    upgrade(url)
+    db = Database(create_engine(url, pool_size=4))
+    runtime = Runtime(make_settings(tmp_path, database_url=url), db, keys, clock=clock)
+    try:
+        async with _world(runtime, tmp_path) as world:
+            yield world
+    finally:
+        await db.dispose()
+        pg_cluster.psql(f'DROP DATABASE "{name}"')
+
+
+@contextlib.asynccontextmanager
+async def _world(rt: Runtime, tmp_path: Path) -> AsyncIterator[Api]:
     insurer = await f.insurer(rt)
     other = await f.insurer(rt, "900000202", "Autre Mutuelle")
     persons = f.people(8)

@@ -3,6 +3,7 @@ decisions with their codes, reading back, cancelling (DESIGN §2.5–2.6, §5)."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -157,6 +158,35 @@ async def test_bad_input_names_the_field_and_stores_nothing(api: Api) -> None:
     huge = {**base, "padding": "x" * 5_000_000}
     assert_problem(await send(api, token, huge), 413, "body_too_large")
     assert await count_invoices(api) == 0
+
+
+async def test_the_same_request_sent_twice_at_once_gets_the_first_answer_twice(
+    live_api: Api,
+) -> None:
+    """A client whose first try timed out while the server was still working sends it again:
+    both copies run at once, and both must get the one answer (not a 500 for the second)."""
+    api = live_api
+    token = await api.token()
+    p = api.persons[0]
+    number = await check(api, token, p)
+    for k in range(5):
+        batch = {"invoices": [invoice_body(api, p, f"C-{k}-{i}", number) for i in range(3)]}
+        one = invoice_body(api, p, f"C-{k}-single", number)
+        answers = await asyncio.gather(
+            *[
+                api.http.post(
+                    "/api/v1/invoice-batches",
+                    json=batch,
+                    headers=_auth(token, **{"Idempotency-Key": f"batch-{k}"}),
+                )
+                for _ in range(2)
+            ],
+            *[send(api, token, one, **{"Idempotency-Key": f"single-{k}"}) for _ in range(2)],
+        )
+        assert [r.status_code for r in answers] == [202] * 4, [r.text for r in answers]
+        assert answers[0].json() == answers[1].json()
+        assert answers[2].json() == answers[3].json()
+    assert await count_invoices(api) == 5 * 4
 
 
 async def test_a_batch_is_stored_with_an_arl_listing_rejects(api: Api) -> None:

@@ -56,7 +56,8 @@ async def run_once(rt: Runtime) -> dict[str, int]:
     return done
 
 
-async def run_forever(rt: Runtime, *, interval_seconds: float = 5.0) -> None:
+async def run_forever(rt: Runtime, *, interval_seconds: float | None = None) -> None:
+    idle_seconds = interval_seconds or rt.settings.worker_interval_seconds
     while True:
         busy = False
         try:
@@ -64,4 +65,4 @@ async def run_forever(rt: Runtime, *, interval_seconds: float = 5.0) -> None:
         except Exception:  # a failed round must not kill the loop; it is logged and retried
             log.exception("worker.round_failed")
         # a round that found work goes on at once: a backlog is drained, not paced
-        await asyncio.sleep(0 if busy else interval_seconds)
+        await asyncio.sleep(0 if busy else idle_seconds)

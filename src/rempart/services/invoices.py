@@ -25,6 +25,7 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart import access
 from rempart.access import record_refusal
@@ -227,48 +228,84 @@ async def submit_batch(
         if item.doc is not None and not item.errors
     }
     async with rt.db.transaction() as conn:
-        if idempotency_key is not None:
-            prior = (
-                await conn.execute(
-                    select(invoice_batch.c.body_hash, invoice_batch.c.arl).where(
-                        invoice_batch.c.structure_id == actor.structure_id,
-                        invoice_batch.c.idempotency_key == idempotency_key,
-                    )
-                )
-            ).first()
-            if prior is not None:
-                if prior.body_hash != batch_hash:
-                    raise KeyReused()
-                return orjson.loads(prior.arl), True
-        inserted: set[UUID] = set()
-        if rows:
-            stmt = (
-                insert_for(rt.db.dialect, invoice).on_conflict_do_nothing().returning(invoice.c.id)
-            )
-            result = await conn.execute(stmt, list(rows.values()))
-            inserted = {r.id for r in result}
-        missing = [v for v in rows.values() if v["id"] not in inserted]
-        existing = {}
-        if missing:
-            for r in await conn.execute(
-                select(invoice.c.id, invoice.c.invoice_number, invoice.c.body_hash).where(
-                    invoice.c.structure_id == actor.structure_id,
-                    invoice.c.invoice_number.in_([v["invoice_number"] for v in missing]),
-                )
-            ):
-                existing[r.invoice_number] = r
+        if not await _claim_batch(rt, conn, actor, batch_id, idempotency_key, batch_hash, now):
+            assert idempotency_key is not None
+            return await _prior_arl(conn, actor, idempotency_key, batch_hash), True
+        inserted, existing = await _store(rt, conn, actor, list(rows.values()))
         arl = _arl(batch_id, now, checked, rows, inserted, existing)
         await conn.execute(
-            insert_for(rt.db.dialect, invoice_batch).values(
-                id=batch_id,
-                structure_id=actor.structure_id,
-                idempotency_key=idempotency_key,
-                body_hash=batch_hash,
-                received_at=now,
-                arl=orjson.dumps(arl).decode(),
-            )
+            update(invoice_batch)
+            .where(invoice_batch.c.id == batch_id)
+            .values(arl=orjson.dumps(arl).decode())
         )
     return arl, False
+
+
+async def _claim_batch(
+    rt: Runtime,
+    conn: AsyncConnection,
+    actor: Principal,
+    batch_id: UUID,
+    idempotency_key: str | None,
+    batch_hash: bytes,
+    now: datetime,
+) -> bool:
+    """Write the batch's row before its invoices (its ARL comes last, in this transaction);
+    False when its key was already taken. A copy of the request running at the same time
+    waits here for the first one's commit, then finds the key taken and replays its ARL."""
+    claimed = await conn.execute(
+        insert_for(rt.db.dialect, invoice_batch)
+        .values(
+            id=batch_id,
+            structure_id=actor.structure_id,
+            idempotency_key=idempotency_key,
+            body_hash=batch_hash,
+            received_at=now,
+            arl="",
+        )
+        .on_conflict_do_nothing()
+        .returning(invoice_batch.c.id)
+    )
+    return claimed.first() is not None
+
+
+async def _store(
+    rt: Runtime, conn: AsyncConnection, actor: Principal, rows: list[dict[str, Any]]
+) -> tuple[set[UUID], dict[str, Any]]:
+    """Insert the invoices whose number is free; the ids inserted, and the invoices already
+    there (by number) for the others."""
+    inserted: set[UUID] = set()
+    if rows:
+        stmt = insert_for(rt.db.dialect, invoice).on_conflict_do_nothing().returning(invoice.c.id)
+        inserted = {r.id for r in await conn.execute(stmt, rows)}
+    missing = [v["invoice_number"] for v in rows if v["id"] not in inserted]
+    existing = {}
+    if missing:
+        for r in await conn.execute(
+            select(invoice.c.id, invoice.c.invoice_number, invoice.c.body_hash).where(
+                invoice.c.structure_id == actor.structure_id,
+                invoice.c.invoice_number.in_(missing),
+            )
+        ):
+            existing[r.invoice_number] = r
+    return inserted, existing
+
+
+async def _prior_arl(
+    conn: AsyncConnection, actor: Principal, idempotency_key: str, batch_hash: bytes
+) -> dict[str, Any]:
+    """The ARL of the batch first received under this key, or a 409 for another content."""
+    prior = (
+        await conn.execute(
+            select(invoice_batch.c.body_hash, invoice_batch.c.arl).where(
+                invoice_batch.c.structure_id == actor.structure_id,
+                invoice_batch.c.idempotency_key == idempotency_key,
+            )
+        )
+    ).one()
+    if prior.body_hash != batch_hash:
+        raise KeyReused()
+    return orjson.loads(prior.arl)  # type: ignore[no-any-return]
 
 
 def _arl(
