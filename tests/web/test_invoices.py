@@ -467,3 +467,20 @@ async def test_a_calculation_for_a_served_person_and_the_same_unknown_for_anyone
         for r in rows
     }
     assert seen == {("computed", True, False), ("unknown", True, True), ("unknown", False, False)}
+
+
+async def test_an_invoice_for_today_sent_just_after_midnight_in_paris_is_not_in_the_future(
+    api: Api,
+) -> None:
+    """At 23:30 UTC it is 00:30 the next day in Paris: an invoice for that Paris day was
+    received that day, not the day before (which would make it R14, care in the future)."""
+    from datetime import UTC, datetime
+
+    api.rt.clock.now = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)  # type: ignore[attr-defined]
+    token = await api.token()
+    p = api.persons[0]
+    number = await check(api, token, p, care_date="2026-12-02")
+    r = await send(api, token, invoice_body(api, p, "NIGHT-1", number, care_date="2026-12-02"))
+    await adjudication.decide_all(api.rt)
+    got = await decided(api, token, r.json()["invoice_id"])
+    assert (got["status"], [x["code"] for x in got["lines"][0]["reasons"]]) == ("accepted", [])

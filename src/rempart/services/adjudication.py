@@ -49,7 +49,7 @@ from rempart.domain.money import Money
 from rempart.domain.pec import GRANTED, PecStatus
 from rempart.security.pseudonyms import fingerprint
 from rempart.services import channels, ledger
-from rempart.services.runtime import Runtime
+from rempart.services.runtime import PARIS, Runtime
 
 log = structlog.get_logger("rempart.adjudication")
 
@@ -102,7 +102,8 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
         picked = await access.pick_received(conn, rt.keys, dialect=rt.db.dialect, limit=limit)
         if not picked:
             return 0
-        claims = [claim_from_doc(p.doc, p.received_at.date()) for p in picked]
+        # the day received is a Paris day, as the care date and every other day (DESIGN §3)
+        claims = [claim_from_doc(p.doc, p.received_at.astimezone(PARIS).date()) for p in picked]
         since = years_before(min(c.care_date for c in claims), RENEWAL_YEARS_MAX + 1)
         look = await access.claim_lookups(
             conn,
