@@ -17,7 +17,7 @@ from rempart.services import adjudication, channels, payments
 from tests import factories as f
 from tests.web.conftest import Api
 from tests.web.test_api import assert_problem
-from tests.web.test_invoices import _auth, check, decided, invoice_body, send
+from tests.web.test_invoices import check, decided, invoice_body, send
 
 ALICE = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.alice", Role.PAYMENTS)
 BOB = Principal(ActorKind.ACCOUNT, uuid.uuid4(), "paiements.bob", Role.PAYMENTS)
