@@ -292,3 +292,42 @@ async def test_api_rights_off_gives_503_and_the_rest_answers(api: Api) -> None:
             .all()
         )
     assert switches == ["off", "on"]
+
+
+async def test_the_usual_check_is_answered_in_front_of_the_framework_and_the_rest_behind(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual check never reaches the FastAPI view (``web.fast`` answers it with the same
+    functions); an invalid body is handed to the framework, which names the field."""
+    from rempart.web.api import routes
+
+    reached = []
+    original = routes.answer_rights_check
+
+    async def spy(*args: object, **kwargs: object) -> object:
+        reached.append(1)
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(routes, "answer_rights_check", spy)
+    token = await api.token()
+    headers = {"Authorization": f"Bearer {token}"}
+    fast = await api.http.post(
+        "/api/v1/rights-checks", json=api.body(api.persons[0]), headers=headers
+    )
+    assert fast.status_code == 200 and reached == []
+    RightsCheckOut.model_validate(fast.json())
+    assert fast.headers["cache-control"] == "no-store" and "x-request-id" in fast.headers
+    bad = await api.http.post(
+        "/api/v1/rights-checks", json=api.body(api.persons[0], rank="1"), headers=headers
+    )
+    got = assert_problem(bad, 422, "invalid_fields")
+    assert got["errors"][0]["field"] == "rank"
+    expired = await api.http.post(
+        "/api/v1/rights-checks",
+        json=api.body(api.persons[0]),
+        headers={"Authorization": "Bearer x"},
+    )
+    assert_problem(expired, 401, "not_authenticated")  # refused on the fast path, same answer
+    assert expired.headers["www-authenticate"] == 'Bearer realm="rempart"'
+    metrics = await api.http.get("/metrics")
+    assert 'route="/api/v1/rights-checks",status="200"' in metrics.text

@@ -21,6 +21,7 @@ from rempart.web.api import invoices as api_invoices
 from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
 from rempart.web.api import routes as api_routes
+from rempart.web.fast import RightsFastPath
 from rempart.web.middleware import EdgeMiddleware, Metrics
 
 DESCRIPTION = """API de tiers payant Rempart.
@@ -78,6 +79,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def docs(request: Request) -> HTMLResponse:
         return pages.render(request, "docs.html", {})
 
+    # added last, runs first: the edge, then the rights check's fast path, then FastAPI
+    app.add_middleware(RightsFastPath, state=app.state)
     app.add_middleware(
         EdgeMiddleware, metrics=app.state.metrics, body_bytes_max=settings.body_bytes_max
     )

@@ -127,18 +127,32 @@ def field_errors(exc: RequestValidationError | ValidationError) -> list[FieldErr
     return out
 
 
+def refused(exc: RempartError, path: str) -> Response:
+    """The problem+json of a refusal, with the headers its kind calls for (logged)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ChannelClosed | TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="rempart"'
+    log.info("request.refused", code=exc.code, status=exc.status, path=path)
+    return problem(
+        exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors, headers=headers
+    )
+
+
+def crashed(exc: Exception, path: str) -> Response:
+    log.exception("request.crashed", path=path, error=type(exc).__name__)
+    return problem(
+        500,
+        "internal_error",
+        "Une erreur interne est survenue. Elle a été enregistrée ; merci de réessayer.",
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RempartError)
     async def _rempart(request: Request, exc: RempartError) -> Response:
-        headers: dict[str, str] = {}
-        if isinstance(exc, ChannelClosed | TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after_seconds)
-        if isinstance(exc, NotAuthenticated):
-            headers["WWW-Authenticate"] = 'Bearer realm="rempart"'
-        log.info("request.refused", code=exc.code, status=exc.status, path=request.url.path)
-        return problem(
-            exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors, headers=headers
-        )
+        return refused(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -168,9 +182,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("request.crashed", path=request.url.path, error=type(exc).__name__)
-        return problem(
-            500,
-            "internal_error",
-            "Une erreur interne est survenue. Elle a été enregistrée ; merci de réessayer.",
-        )
+        return crashed(exc, request.url.path)
