@@ -17,7 +17,6 @@ from typing import Any
 from uuid import UUID
 
 from rempart import access
-from rempart.access import record_refusal
 from rempart.domain.adjudication import (
     RENEWAL_YEARS_MAX,
     age_on,
@@ -28,12 +27,12 @@ from rempart.domain.adjudication import (
 from rempart.domain.calculation import Calculation, compute, input_problems
 from rempart.domain.care import PROFESSION_DOMAINS
 from rempart.domain.channels import Channel
-from rempart.domain.errors import ChannelClosed, FieldError, Forbidden, InvalidFields
+from rempart.domain.errors import FieldError, InvalidFields
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.security.pseudonyms import card_index
-from rempart.services import channels
+from rempart.services import admission
 from rempart.services.runtime import Runtime
 
 
@@ -44,31 +43,15 @@ class Simulation:
     result: Calculation | None  # None: unknown card, or a person this structure does not serve
 
 
-async def _admit(rt: Runtime, actor: Principal) -> None:
-    try:
-        await channels.ensure_open(rt, Channel.API_RIGHTS)
-    except ChannelClosed:
-        await _refuse(rt, actor, "channel_closed")
-        raise
-    if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
-        await _refuse(rt, actor, "not_allowed")
-        raise Forbidden("Seul un professionnel de santé peut simuler une prise en charge.")
-
-
-async def _refuse(rt: Runtime, actor: Principal, reason: str) -> None:
-    async with rt.db.transaction() as conn:
-        await record_refusal(
-            conn,
-            principal=actor,
-            channel="api",
-            purpose="calculation",
-            reason=reason,
-            now=rt.now(),
-        )
-
-
 async def simulate(rt: Runtime, actor: Principal, doc: Mapping[str, Any]) -> Simulation:
-    await _admit(rt, actor)
+    await admission.admit(
+        rt,
+        actor,
+        channel=Channel.API_RIGHTS,
+        permission=Permission.SUBMIT_INVOICES,
+        purpose="calculation",
+        refusal="Seul un professionnel de santé peut simuler une prise en charge.",
+    )
     care_date = date.fromisoformat(doc["care_date"])
     lines = [calculation_line(line, care_date) for line in doc["lines"]]
     allowed = PROFESSION_DOMAINS[actor.profession] if actor.profession else frozenset()

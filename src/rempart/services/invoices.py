@@ -40,7 +40,6 @@ from rempart.domain.adjudication import (
 from rempart.domain.care import PROFESSION_DOMAINS
 from rempart.domain.channels import Channel
 from rempart.domain.errors import (
-    ChannelClosed,
     Conflict,
     FieldError,
     Forbidden,
@@ -52,7 +51,7 @@ from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.security.pseudonyms import card_index
-from rempart.services import channels, ledger, pec
+from rempart.services import admission, ledger, pec
 from rempart.services.idempotency import KeyReused, body_hash, canonical
 from rempart.services.runtime import Runtime
 
@@ -73,29 +72,6 @@ class Receipt:
             "status": self.status,
             "received_at": self.received_at.isoformat(),
         }
-
-
-async def _admit(rt: Runtime, actor: Principal, channel: Channel = Channel.INTAKE) -> None:
-    try:
-        await channels.ensure_open(rt, channel)
-    except ChannelClosed:
-        await _refuse(rt, actor, "channel_closed")
-        raise
-    if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
-        await _refuse(rt, actor, "not_allowed")
-        raise Forbidden("Seul un professionnel de santé peut envoyer des factures.")
-
-
-async def _refuse(rt: Runtime, actor: Principal, reason: str) -> None:
-    async with rt.db.transaction() as conn:
-        await record_refusal(
-            conn,
-            principal=actor,
-            channel="api",
-            purpose="invoice_intake",
-            reason=reason,
-            now=rt.now(),
-        )
 
 
 def form_errors(actor: Principal, doc: Mapping[str, Any], today: date) -> list[FieldError]:
@@ -157,7 +133,14 @@ async def submit(
 ) -> Receipt:
     """Store one invoice (validated for types by the caller) and return its receipt, or the
     first receipt when it was already received with the same content."""
-    await _admit(rt, actor)
+    await admission.admit(
+        rt,
+        actor,
+        channel=Channel.INTAKE,
+        permission=Permission.SUBMIT_INVOICES,
+        purpose="invoice_intake",
+        refusal="Seul un professionnel de santé peut envoyer des factures.",
+    )
     errors = form_errors(actor, doc, rt.today())
     if errors:
         raise InvalidFields(errors)
@@ -204,7 +187,14 @@ async def submit_batch(
     """Store a batch's valid invoices in one transaction and return its ARL (and whether it is
     a replay). Invalid invoices and numbers already used for another content are listed as
     rejected with their reasons; nothing of them is stored."""
-    await _admit(rt, actor)
+    await admission.admit(
+        rt,
+        actor,
+        channel=Channel.INTAKE,
+        permission=Permission.SUBMIT_INVOICES,
+        purpose="invoice_intake",
+        refusal="Seul un professionnel de santé peut envoyer des factures.",
+    )
     if len(items) > BATCH_INVOICES_MAX:
         raise InvalidFields(
             [FieldError("invoices", f"au plus {BATCH_INVOICES_MAX} factures par lot")]
@@ -375,7 +365,7 @@ async def get(rt: Runtime, actor: Principal, invoice_id: UUID) -> access.Invoice
 async def cancel(rt: Runtime, actor: Principal, invoice_id: UUID) -> str:
     """Cancel one of the structure's invoices before it is paid; its care may be billed again."""
     if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
-        await _refuse(rt, actor, "not_allowed")
+        await admission.refuse(rt, actor, "invoice_cancel", "not_allowed")
         raise Forbidden("Seul le professionnel de santé qui l'a envoyée peut annuler une facture.")
     now = rt.now()
     async with rt.db.transaction() as conn:

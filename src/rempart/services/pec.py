@@ -42,7 +42,6 @@ from rempart.domain.adjudication import (
 from rempart.domain.care import PROFESSION_DOMAINS, CareDomain
 from rempart.domain.channels import Channel
 from rempart.domain.errors import (
-    ChannelClosed,
     Conflict,
     FieldError,
     Forbidden,
@@ -67,7 +66,7 @@ from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.security.pseudonyms import card_index
-from rempart.services import channels
+from rempart.services import admission
 from rempart.services.idempotency import KeyReused, canonical
 from rempart.services.runtime import Runtime
 
@@ -138,24 +137,6 @@ def _answer(row: Any, *, replayed: bool = False) -> PecAnswer:
     )
 
 
-async def _refuse(rt: Runtime, actor: Principal, purpose: str, reason: str) -> None:
-    async with rt.db.transaction() as conn:
-        await record_refusal(
-            conn, principal=actor, channel="api", purpose=purpose, reason=reason, now=rt.now()
-        )
-
-
-async def _admit(rt: Runtime, actor: Principal) -> None:
-    try:
-        await channels.ensure_open(rt, Channel.API_RIGHTS)
-    except ChannelClosed:
-        await _refuse(rt, actor, "pec_request", "channel_closed")
-        raise
-    if actor.structure_id is None or not actor.may(Permission.REQUEST_PEC):
-        await _refuse(rt, actor, "pec_request", "not_allowed")
-        raise Forbidden("Seul un professionnel de santé peut demander une prise en charge.")
-
-
 def _form(actor: Principal, doc: Mapping[str, Any], today: date) -> Quote:
     care_date = date.fromisoformat(doc["care_date"])
     claims = [claim_line(line) for line in doc["lines"]]
@@ -190,7 +171,14 @@ def _form(actor: Principal, doc: Mapping[str, Any], today: date) -> Quote:
 async def request(
     rt: Runtime, actor: Principal, doc: Mapping[str, Any], *, idempotency_key: str | None
 ) -> PecAnswer:
-    await _admit(rt, actor)
+    await admission.admit(
+        rt,
+        actor,
+        channel=Channel.API_RIGHTS,
+        permission=Permission.REQUEST_PEC,
+        purpose="pec_request",
+        refusal="Seul un professionnel de santé peut demander une prise en charge.",
+    )
     quote = _form(actor, doc, rt.today())
     assert actor.structure_id is not None
     digest = hashlib.sha256(canonical(doc)).digest()
@@ -338,7 +326,7 @@ async def _audit(
 async def cancel(rt: Runtime, actor: Principal, pec_id: UUID) -> PecAnswer:
     """The sale did not happen: the PEC no longer holds the renewal period."""
     if actor.structure_id is None or not actor.may(Permission.REQUEST_PEC):
-        await _refuse(rt, actor, "pec_cancel", "not_allowed")
+        await admission.refuse(rt, actor, "pec_cancel", "not_allowed")
         raise Forbidden("Seul le professionnel qui l'a demandée peut annuler une PEC.")
     async with rt.db.transaction() as conn:
         row = await _own(rt, conn, actor, pec_id, "pec_cancel")
@@ -375,7 +363,7 @@ class QueueItem:
 
 async def queue(rt: Runtime, actor: Principal) -> list[QueueItem]:
     if not actor.may(Permission.REVIEW_PEC):
-        await _refuse(rt, actor, "pec_review", "not_allowed")
+        await admission.refuse(rt, actor, "pec_review", "not_allowed")
         raise Forbidden("Réservé aux gestionnaires habilités à examiner les PEC.")
     async with rt.db.transaction() as conn:
         rows = (
@@ -403,7 +391,7 @@ async def queue(rt: Runtime, actor: Principal) -> list[QueueItem]:
 async def review(rt: Runtime, actor: Principal, pec_id: UUID, *, accept: bool) -> PecAnswer:
     """An agent accepts (at the computed proposal) or refuses a PEC to review."""
     if not actor.may(Permission.REVIEW_PEC):
-        await _refuse(rt, actor, "pec_review", "not_allowed")
+        await admission.refuse(rt, actor, "pec_review", "not_allowed")
         raise Forbidden("Réservé aux gestionnaires habilités à examiner les PEC.")
     now = rt.now()
     async with rt.db.transaction() as conn:
