@@ -394,6 +394,9 @@ def pec_decide(
 def _print_run(run: Any) -> None:
     from rempart.domain.money import Money
 
+    if run.advices == 0 and not run.holds:
+        console.print("Rien à payer : aucune facture décidée n'attend de paiement.")
+        return
     state = "simulation (rien n'est enregistré)" if run.dry_run else run.status
     console.print(
         f"Campagne {run.id} du {run.run_date:%d/%m/%Y} : {state} — {run.transfers} virements, "

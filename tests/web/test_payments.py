@@ -298,3 +298,11 @@ async def test_an_advance_during_a_suspension_is_netted_until_the_ps_is_owed_exa
         f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
     )
     assert (rsp.json()["amount"], rsp.json()["advance_netted"]) == ("1320.00", "180.00")
+
+
+async def test_nothing_to_pay_records_no_run_and_leaves_the_date_free(api: Api) -> None:
+    empty = await payments.prepare(api.rt, ALICE)
+    assert (empty.dry_run, empty.advices, empty.total_cents) == (True, 0, 0)
+    await billed_day(api)
+    run = await payments.prepare(api.rt, ALICE)  # the same day, now with invoices
+    assert (run.dry_run, run.run_date, run.transfers) == (False, api.rt.today(), 2)

@@ -21,7 +21,7 @@ import io
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -171,8 +171,8 @@ async def prepare(
             if found is not None:
                 return found
             run = await _prepare(rt, conn, actor, day, now, dry_run)
-            if dry_run:
-                raise _DryRun(run)
+            if dry_run or run.advices == 0:  # nothing decided waits: no empty run holds the date
+                raise _DryRun(replace(run, dry_run=True))
             return run
     except _DryRun as d:
         return d.run
