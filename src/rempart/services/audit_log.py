@@ -131,8 +131,8 @@ class Proof:
 
 async def prove(rt: Runtime, event_id: UUID) -> Proof:
     """The inclusion proof of one sealed row in the latest signed tree (one pass over the
-    stored leaf hashes, O(log n) memory)."""
-    async with rt.db.read() as conn:
+    stored leaf hashes, O(log n) memory). Sealed rows never change: a replica may answer."""
+    async with rt.db.read(replica_ok=True) as conn:
         row = (await conn.execute(select(audit_event).where(audit_event.c.id == event_id))).first()
         if row is None or row.leaf_index is None:
             raise NotFound("Événement inconnu ou pas encore scellé (rempart audit checkpoint).")

@@ -526,7 +526,7 @@ class PaymentOut:
 async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
     if actor.structure_id is None or not actor.may(Permission.VIEW_PAYMENTS):
         raise Forbidden("Seul un professionnel de santé a des paiements.")
-    async with rt.db.read() as conn:
+    async with rt.db.read(replica_ok=True) as conn:  # exported payments do not change
         rows = await conn.execute(
             select(payment, payment_run.c.run_date)
             .join(payment_run, payment_run.c.id == payment.c.run_id)
@@ -587,7 +587,7 @@ async def remittance(
             )  # fmt: skip
     if head is None:
         raise NotFound("Paiement introuvable.")
-    async with rt.db.read() as conn:
+    async with rt.db.read() as conn:  # the primary: an advice is never shown half-replicated
         invoices = (
             await conn.execute(
                 select(invoice.c.id, invoice.c.invoice_number, invoice.c.care_date,
