@@ -18,10 +18,11 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
+    account,
     audit_event,
     bank_account,
     beneficiary,
@@ -855,3 +856,74 @@ async def read_payees(
         )
         for r in rows
     }
+
+
+# -- key rotation: re-encrypting stored personal data under the current data-key version ------
+
+# (table, [(column, name in the ciphertext's associated data)]) of every encrypted column.
+ENCRYPTED: tuple[tuple[Any, tuple[tuple[str, str], ...]], ...] = (
+    (
+        beneficiary,
+        (
+            ("adherent_enc", "adherent_number"),
+            ("nir_enc", "nir"),
+            ("birth_date_enc", "birth_date"),
+            ("last_name_enc", "last_name"),
+            ("first_name_enc", "first_name"),
+        ),
+    ),
+    (bank_account, (("iban_enc", "iban"), ("holder_enc", "holder"))),
+    (account, (("display_name_enc", "display_name"), ("email_enc", "email"))),
+    (invoice, (("body_enc", "body"),)),
+    (pec, (("body_enc", "body"),)),
+)
+
+
+async def reencrypt_batch(
+    conn: AsyncConnection,
+    keys: KeyRing,
+    *,
+    table: Any,
+    columns: Sequence[tuple[str, str]],
+    dialect: str,
+    limit: int,
+    now: datetime,
+) -> int:
+    """Re-encrypt up to ``limit`` rows of ``table`` still under an older data-key version, in
+    the caller's transaction: decrypted and encrypted again in memory, never written in clear;
+    one audit row for the batch. Rows another rotation holds are skipped (PostgreSQL)."""
+    target = keys.current_version
+    q = (
+        select(table.c.id, *(table.c[c] for c, _ in columns))
+        .where(table.c.key_version < target)
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = (await conn.execute(q)).all()
+    if not rows:
+        return 0
+    values = []
+    for r in rows:
+        fresh: dict[str, Any] = {"b_id": r.id}
+        for column, name in columns:
+            plain = keys.decrypt(table.name, name, r.id, getattr(r, column))
+            fresh[f"b_{column}"] = keys.encrypt(table.name, name, r.id, plain, version=target)
+        values.append(fresh)
+    await conn.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(key_version=target, **{c: bindparam(f"b_{c}") for c, _ in columns}),
+        values,
+    )
+    await audit.record(
+        conn,
+        at=now,
+        actor=system("key-rotation"),
+        channel="cli",
+        purpose="key_rotation",
+        result="ok",
+        detail={"table": table.name, "rows": len(rows), "version": target},
+    )
+    return len(rows)

@@ -32,6 +32,7 @@ from rempart.domain.channels import Channel
 from rempart.domain.errors import RempartError
 from rempart.logging import configure_logging
 from rempart.security.principal import Principal, system
+from rempart.services import key_rotation
 from rempart.services.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
@@ -57,6 +58,8 @@ pay_app = typer.Typer(help="Campagnes de paiement (SEPA).", no_args_is_help=True
 app.add_typer(pay_app, name="pay")
 ledger_app = typer.Typer(help="Grand livre (partie double).", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+keys_app = typer.Typer(help="Clés de chiffrement des données.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 ActorOpt = Annotated[
     str | None,
@@ -85,6 +88,7 @@ def _run(body: Callable[[Runtime], Awaitable[T]], settings: Settings | None = No
     async def main() -> T:
         rt = build_runtime(settings)
         try:
+            await key_rotation.load(rt)  # write with the current data-key version
             return await body(rt)
         finally:
             await rt.db.dispose()
@@ -543,6 +547,40 @@ def pay_reconcile(
         )
     for u in report.unmatched:
         console.print(f"[red]non rapproché[/red] {u['end_to_end_id']} : {u['why']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Reprendre : pas de nouvelle version, seulement le rechiffrement."
+        ),
+    ] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Nouvelle version de la clé de données pour les écritures, puis rechiffrement des données
+    existantes par lots, pendant que le service répond."""
+    from rich.progress import Progress
+
+    with Progress(console=err) as bar:
+        tasks: dict[str, Any] = {}
+
+        def shown(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"{table}", total=total)
+            bar.update(tasks[table], completed=done, total=total)
+
+        async def body(rt: Runtime) -> Any:
+            return await key_rotation.rotate(
+                rt, await _actor(rt, actor), resume=resume, progress=shown
+            )
+
+        done = _run(body)
+    total = sum(done.rows.values())
+    console.print(f"Version de clé {done.version} : {total} lignes rechiffrées")
+    for table, n in done.rows.items():
+        console.print(f"  {table} : {n}")
 
 
 @ledger_app.command("balance")

@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import delete
 
 from rempart.db.tables import api_token
-from rempart.services import adjudication, audit_log
+from rempart.services import adjudication, audit_log, key_rotation
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.worker")
@@ -48,6 +48,7 @@ JOBS: tuple[tuple[str, Job], ...] = (
 
 
 async def run_once(rt: Runtime) -> dict[str, int]:
+    await key_rotation.load(rt)  # a rotation elsewhere: write with the new version from now on
     done = {}
     for name, job in JOBS:
         done[name] = await job(rt)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from rempart.config import Settings
 from rempart.jobs import worker
 from rempart.logging import configure_logging
+from rempart.services import key_rotation
 from rempart.services.runtime import Runtime, build_runtime
 from rempart.web import ops, pages, problems
 from rempart.web.api import invoices as api_invoices
@@ -42,6 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if own_runtime:
             app.state.rt = build_runtime(settings)
+            await key_rotation.load(app.state.rt)
         task = None
         if settings.serve_worker:
             task = asyncio.create_task(worker.run_forever(app.state.rt))
