@@ -888,22 +888,28 @@ async def reencrypt_batch(
     dialect: str,
     limit: int,
     now: datetime,
-) -> int:
-    """Re-encrypt up to ``limit`` rows of ``table`` still under an older data-key version, in
-    the caller's transaction: decrypted and encrypted again in memory, never written in clear;
-    one audit row for the batch. Rows another rotation holds are skipped (PostgreSQL)."""
+    after: UUID | None = None,
+) -> tuple[int, UUID | None]:
+    """Re-encrypt the rows still under an older data-key version among the next ``limit`` rows
+    of ``table`` after ``after`` (primary-key order: each batch reads its own rows, not the
+    table), in the caller's transaction: decrypted and encrypted again in memory, never written
+    in clear; one audit row for the batch. Returns (rows re-encrypted, last id scanned — None at
+    the end of the table). Rows another transaction holds are skipped (PostgreSQL)."""
     target = keys.current_version
-    q = (
-        select(table.c.id, *(table.c[c] for c, _ in columns))
-        .where(table.c.key_version < target)
-        .order_by(table.c.id)
-        .limit(limit)
+    page = select(table.c.id).order_by(table.c.id).limit(limit)
+    if after is not None:
+        page = page.where(table.c.id > after)
+    ids = list((await conn.execute(page)).scalars())
+    if not ids:
+        return 0, None
+    q = select(table.c.id, *(table.c[c] for c, _ in columns)).where(
+        table.c.id.in_(ids), table.c.key_version < target
     )
     if dialect == "postgresql":
         q = q.with_for_update(skip_locked=True)
     rows = (await conn.execute(q)).all()
     if not rows:
-        return 0
+        return 0, ids[-1]
     values = []
     for r in rows:
         fresh: dict[str, Any] = {"b_id": r.id}
@@ -926,4 +932,4 @@ async def reencrypt_batch(
         result="ok",
         detail={"table": table.name, "rows": len(rows), "version": target},
     )
-    return len(rows)
+    return len(rows), ids[-1]

@@ -95,21 +95,29 @@ async def rotate(
                 )
             ).scalar_one()
         n = 0
-        while True:
-            async with rt.db.transaction() as conn:
-                got = await access.reencrypt_batch(
-                    conn,
-                    rt.keys,
-                    table=table,
-                    columns=columns,
-                    dialect=rt.db.dialect,
-                    limit=batch,
-                    now=rt.now(),
-                )
-            if not got:
+        while True:  # passes over the table until one finds nothing left (rows held by
+            found, after = 0, None  # another transaction during a pass wait for the next)
+            while True:
+                async with rt.db.transaction() as conn:
+                    got, after = await access.reencrypt_batch(
+                        conn,
+                        rt.keys,
+                        table=table,
+                        columns=columns,
+                        dialect=rt.db.dialect,
+                        limit=batch,
+                        now=rt.now(),
+                        after=after,
+                    )
+                found += got
+                n += got
+                if got and progress is not None:
+                    progress(table.name, n, max(todo, n))
+                if after is None:
+                    break
+            if not found:
                 break
-            n += got
-            if progress is not None:
-                progress(table.name, n, max(todo, n))
+        if progress is not None:
+            progress(table.name, n, max(todo, n))
         done.rows[table.name] = n
     return done
