@@ -42,7 +42,7 @@ def show(step: str, r: httpx.Response) -> dict[str, Any]:
     print(json.dumps(body, indent=2, ensure_ascii=False)[:1500])
     if r.status_code >= 400:
         sys.exit(f"stopped: {body.get('detail', r.text)}")
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def main() -> None:
