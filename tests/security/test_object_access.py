@@ -22,6 +22,7 @@ from tests.web.test_pec import ask, quote
 ROUTES = {
     ("GET", "/api/v1/invoices/{invoice_id}"),
     ("POST", "/api/v1/invoices/{invoice_id}/cancel"),
+    ("POST", "/api/v1/invoices/{invoice_id}/credit-note"),
     ("GET", "/api/v1/prises-en-charge/{pec_id}"),
     ("POST", "/api/v1/prises-en-charge/{pec_id}/cancel"),
     ("GET", "/api/v1/payments/{payment_id}/remittance"),
@@ -69,6 +70,7 @@ async def test_another_structures_objects_answer_like_missing_ones(
     owned = {  # each object, and the structure's token that does NOT own it
         "/api/v1/invoices/{invoice_id}": (invoice_id, op),
         "/api/v1/invoices/{invoice_id}/cancel": (invoice_id, op),
+        "/api/v1/invoices/{invoice_id}/credit-note": (invoice_id, op),
         "/api/v1/prises-en-charge/{pec_id}": (pec_id, ph),
         "/api/v1/prises-en-charge/{pec_id}/cancel": (pec_id, ph),
         "/api/v1/payments/{payment_id}/remittance": (payment_id, op),

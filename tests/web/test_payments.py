@@ -306,3 +306,44 @@ async def test_nothing_to_pay_records_no_run_and_leaves_the_date_free(api: Api) 
     await billed_day(api)
     run = await payments.prepare(api.rt, ALICE)  # the same day, now with invoices
     assert (run.dry_run, run.run_date, run.transfers) == (False, api.rt.today(), 2)
+
+
+async def test_a_credit_note_on_a_paid_invoice_is_netted_by_the_next_runs(
+    api: Api, tmp_path: Path
+) -> None:
+    ph, _ = await billed_day(api)
+    run = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, run.id)
+    await payments.export(api.rt, ALICE, run.id, tmp_path / "run.xml")
+    async with api.rt.db.transaction() as conn:
+        r2 = (
+            await conn.execute(select(invoice.c.id).where(invoice.c.invoice_number == "R-2"))
+        ).scalar_one()
+    credited = await api.http.post(f"/api/v1/invoices/{r2}/credit-note", headers=_auth(ph))
+    assert credited.json() == {"invoice_id": str(r2), "credited_amount": "10.50"}
+    twice = await api.http.post(f"/api/v1/invoices/{r2}/credit-note", headers=_auth(ph))
+    assert_problem(twice, 409, "conflict")  # once per invoice, and only on a paid one
+    balances = await ledger.balances(api.rt, ALICE)
+    assert balances[f"advance:{api.pharmacy.structure_id}"] == 1050  # owed back
+    assert sum(balances.values()) == 0
+    # the next day: a new invoice of €3.50 is kept back against the €10.50 owed
+    api.rt.clock.advance(days=1)  # type: ignore[attr-defined]
+    ph = await api.token()
+    p = api.persons[0]
+    number = await check(api, ph, p, care_date=api.rt.today().isoformat())
+    body = invoice_body(api, p, "N-1", number, care_date=api.rt.today().isoformat())
+    await send(api, ph, body)
+    await adjudication.decide_all(api.rt)
+    nxt = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, nxt.id)
+    await payments.export(api.rt, ALICE, nxt.id, tmp_path / "next.xml")
+    balances = await ledger.balances(api.rt, ALICE)
+    assert balances[f"advance:{api.pharmacy.structure_id}"] == 700  # €7.00 left to net
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == 0
+    assert sum(balances.values()) == 0
+    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()["items"]
+    latest = listed[0]
+    rsp = await api.http.get(
+        f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
+    )
+    assert (rsp.json()["amount"], rsp.json()["advance_netted"]) == ("0.00", "3.50")

@@ -87,3 +87,9 @@ def balances(postings: Iterable[Posting]) -> dict[str, int]:
         out[p.debit] = out.get(p.debit, 0) + p.cents
         out[p.credit] = out.get(p.credit, 0) - p.cents
     return out
+
+
+def credit_note(ocam_id: UUID, structure_id: UUID, cents: int) -> Posting:
+    """A paid invoice reversed: the insurer no longer owes its AMC part, and the professional
+    owes it back — on its ``advance:`` account, which the next runs net like an advance."""
+    return Posting(advance(structure_id), ocam(ocam_id), cents, "credit_note")

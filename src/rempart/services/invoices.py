@@ -46,7 +46,7 @@ from rempart.domain.errors import (
     InvalidFields,
     NotFound,
 )
-from rempart.domain.ledger import Posting, reverse
+from rempart.domain.ledger import Posting, credit_note, reverse
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
@@ -456,3 +456,63 @@ async def list_own(
             now=rt.now(),
             channel="api",
         )
+
+
+async def credit(rt: Runtime, actor: Principal, invoice_id: UUID) -> int:
+    """A credit note (avoir) on one of the structure's paid invoices: its AMC part is owed back
+    and netted by the next payment runs; the care may be billed again. Once per invoice; the
+    cents credited."""
+    if actor.structure_id is None or not actor.may(Permission.SUBMIT_INVOICES):
+        await admission.refuse(rt, actor, "invoice_credit", "not_allowed")
+        raise Forbidden("Seul le professionnel de santé qui l'a envoyée peut émettre un avoir.")
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        q = select(invoice.c.status, invoice.c.amc_cents, invoice.c.beneficiary_id).where(
+            invoice.c.id == invoice_id, invoice.c.structure_id == actor.structure_id
+        )
+        if rt.db.dialect == "postgresql":
+            q = q.with_for_update()
+        row = (await conn.execute(q)).first()
+        if row is None:
+            await record_refusal(
+                conn, principal=actor, channel="api", purpose="invoice_credit",
+                reason="not_found", now=now,
+            )  # fmt: skip
+        elif row.status == InvoiceStatus.PAID.value and row.amc_cents:
+            already = (
+                await conn.execute(
+                    select(ledger_posting.c.id).where(
+                        ledger_posting.c.ref == invoice_id,
+                        ledger_posting.c.event == "credit_note",
+                    )
+                )
+            ).first()
+            if already is not None:
+                raise Conflict("Un avoir a déjà été émis sur cette facture.")
+            accepted = (
+                await conn.execute(
+                    select(ledger_posting.c.debit).where(
+                        ledger_posting.c.ref == invoice_id,
+                        ledger_posting.c.event == "invoice_accepted",
+                    )
+                )
+            ).scalar_one()  # "ocam:<id>": the insurer the acceptance billed
+            ocam_id = UUID(accepted.split(":", 1)[1])
+            await ledger.post(
+                conn,
+                rt.db.dialect,
+                [(invoice_id, credit_note(ocam_id, actor.structure_id, int(row.amc_cents)))],
+                now,
+            )
+            await conn.execute(delete(care_key).where(care_key.c.invoice_id == invoice_id))
+            await audit.record(
+                conn, at=now, actor=actor, channel="api", purpose="invoice_credit", result="ok",
+                subject_kind="beneficiary" if row.beneficiary_id else None,
+                subject_id=row.beneficiary_id, categories=("claims",),
+                detail={"invoice_id": str(invoice_id), "amount_cents": int(row.amc_cents)},
+            )  # fmt: skip
+    if row is None:
+        raise NotFound("Facture introuvable.")
+    if row.status != InvoiceStatus.PAID.value or not row.amc_cents:
+        raise Conflict("Un avoir porte sur une facture payée ; annulez une facture non payée.")
+    return int(row.amc_cents)

@@ -212,6 +212,22 @@ async def list_invoices(
 
 
 @router.post(
+    "/api/v1/invoices/{invoice_id}/credit-note",
+    summary="Émettre un avoir sur une facture payée (retenu sur les paiements suivants)",
+    responses=problem_responses(401, 403, 404, 409, 429),
+)
+async def credit_invoice(
+    invoice_id: UUID,
+    request: Request,
+    principal: Annotated[Principal, Depends(api_principal)],
+) -> Response:
+    cents = await invoices.credit(runtime(request), principal, invoice_id)
+    return json_response(
+        {"invoice_id": str(invoice_id), "credited_amount": str(Money(cents))}, headers=_NO_STORE
+    )
+
+
+@router.post(
     "/api/v1/invoices/{invoice_id}/cancel",
     summary="Annuler une facture avant son paiement",
     responses=problem_responses(401, 403, 404, 409, 429),
