@@ -21,8 +21,6 @@ by a set in memory.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import hashlib
 import uuid
@@ -56,7 +54,6 @@ from rempart.services.registry import ocam_by_number
 from rempart.services.runtime import Runtime
 
 BATCH_ROWS = 2000
-YIELD_ROWS = 100  # rows checked between two turns of the event loop (the writes in flight)
 Item = tuple[int, tuple[str, ...] | Reject]  # (line, values in COLUMNS order, or its reject)
 Progress = Callable[[int, int], None]  # (bytes read, rows done) since the previous call
 
@@ -120,32 +117,20 @@ class _Importer:
         self.contracts, self.reject = contracts, reject
         self.contract_text = {code: str(cid) for code, cid in contracts.items()}
         self.now, self.today = rt.now(), rt.today()
-        self.pending: asyncio.Task[None] | None = None
-        self.ready: tuple[list[tuple[int, bytes]], list[Any], list[Any]] | None = None
-        self.previous: set[bytes] = set()
 
     async def write(self, batch: list[Item]) -> None:
-        """Decide every row of ``batch``. The database writes the previous batch meanwhile:
-        the existing people are read first, then that batch's writes start, then this batch is
-        checked and encrypted (yielding now and then so that the writes flow)."""
         keys, amc, contracts = self.keys, self.ocam.amc_number, self.contract_text
         quick = [
             None if isinstance(item, Reject) else _quick_keys(keys, amc, contracts, item)
             for _, item in batch
         ]
-        await self._settle()
         found = await self.stage.existing(list({q[0] for q in quick if q is not None}))
-        if self.ready is not None:
-            self.pending = asyncio.create_task(self.stage.write(*self.ready))
-            self.ready = None
         seen: list[tuple[int, bytes]] = []
         new: list[tuple[Any, ...]] = []
         changed: list[tuple[Any, ...]] = []
         written: set[bytes] = set()
         s = self.summary
-        for i, ((number, item), q) in enumerate(zip(batch, quick, strict=True)):
-            if not i % YIELD_ROWS:
-                await asyncio.sleep(0)
+        for (number, item), q in zip(batch, quick, strict=True):
             if isinstance(item, Reject) or q is None:
                 self.reject(item)  # type: ignore[arg-type]
                 continue
@@ -161,10 +146,8 @@ class _Importer:
                     self.reject(r)
                 continue
             seen.append((number, card))
-            if s.rows_rejected or card in written or card in self.previous:
-                # nothing will be committed, or a duplicate the stage will report (a card the
-                # previous batch adds is not in the database yet)
-                continue
+            if s.rows_rejected or card in written:
+                continue  # nothing will be committed, or a duplicate the stage will report
             contract_id = self.contracts[checked.contract_code]
             if fp is None or checked.nir.value != item[2].strip():
                 fp = _row_fingerprint(keys, checked, contract_id)
@@ -178,25 +161,7 @@ class _Importer:
             else:
                 s.rows_changed += 1
                 changed.append(self._changed(self.stage.row_id(old[0]), fp, contract_id, checked))
-        self.previous, self.ready = written, (seen, new, changed)
-
-    async def _settle(self) -> None:
-        task, self.pending = self.pending, None
-        if task is not None:
-            await task
-
-    async def flush(self) -> None:
-        """Every batch written."""
-        await self._settle()
-        if self.ready is not None:
-            await self.stage.write(*self.ready)
-            self.ready = None
-
-    async def abandon(self) -> None:
-        """Wait for a write under way before the transaction is undone (its error, if any,
-        is not the one being raised)."""
-        with contextlib.suppress(Exception):
-            await self._settle()
+        await self.stage.write(seen, new, changed)
 
     def _encrypted(self, row_id: UUID, r: Row) -> list[bytes]:
         return self.keys.encrypt_fields(
@@ -408,11 +373,13 @@ class _Run:
             async with self.rt.db.transaction() as conn:
                 stage = await Stage.open(conn, self.import_id.hex)
                 imp = _Importer(self.rt, stage, self.ocam, self.codes, s, self.reject)
-                try:
-                    await self._scan(imp, f)
-                except BaseException:
-                    await imp.abandon()
-                    raise
+                batch: list[Item] = []
+                for _header, number, item in records(f):  # type: ignore[arg-type]
+                    batch.append((number, item))
+                    if len(batch) >= BATCH_ROWS:
+                        await self._write(imp, f, batch)
+                        batch = []
+                await self._write(imp, f, batch)
                 if s.rows_total == 0:
                     raise FileFormatError(
                         "le fichier ne contient aucun bénéficiaire ; import annulé"
@@ -444,16 +411,6 @@ class _Run:
         except BaseException:
             s.status = "failed"  # a crash, not a verdict on the file: recorded as such
             raise
-
-    async def _scan(self, imp: _Importer, f: _Tracking) -> None:
-        batch: list[Item] = []
-        for _header, number, item in records(f):  # type: ignore[arg-type]
-            batch.append((number, item))
-            if len(batch) >= BATCH_ROWS:
-                await self._write(imp, f, batch)
-                batch = []
-        await self._write(imp, f, batch)
-        await imp.flush()
 
     async def _write(self, imp: _Importer, f: _Tracking, batch: list[Item]) -> None:
         if batch:
