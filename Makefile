@@ -33,6 +33,10 @@ lint: ## ruff (fixing what it can) and mypy
 bench: setup ## Benchmarks (minutes): demo seeding and beneficiary import at scale, on SQLite and PostgreSQL
 	$(UV) python bench/seed_import.py
 
+.PHONY: bench-import
+bench-import: setup ## Beneficiary import alone: 1,000,000 rows, first import and no-op re-import, SQLite and PostgreSQL
+	$(UV) python bench/import_file.py
+
 .PHONY: bench-rights
 bench-rights: setup ## Rights checks on PostgreSQL with 1,000,000 beneficiaries (wrk, c = 1, 8, 32, 64)
 	$(UV) python bench/rights_check.py

@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,9 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -145,16 +148,25 @@ def import_beneficiaries_cmd(
     from rempart.services.beneficiaries import import_beneficiaries
 
     size = file.stat().st_size
+    started = time.monotonic()
     with Progress(
         TextColumn("[bold]Import[/bold]"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:>11,} lignes"),
+        TextColumn("{task.fields[rate]:>7,.0f} lignes/s"),
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=False,
     ) as progress:
-        task = progress.add_task("import", total=size)
+        task = progress.add_task("import", total=size, rows=0, rate=0.0)
+        done = {"rows": 0}
+
+        def on_progress(n_bytes: int, n_rows: int) -> None:
+            done["rows"] += n_rows
+            rate = done["rows"] / max(time.monotonic() - started, 1e-3)
+            progress.update(task, advance=n_bytes, rows=done["rows"], rate=rate)
 
         async def body(rt: Runtime) -> Any:
             who = await _actor(rt, actor)
@@ -165,7 +177,7 @@ def import_beneficiaries_cmd(
                 actor=who,
                 dry_run=dry_run,
                 accept_closures=accept_closures,
-                progress=lambda n: progress.advance(task, n),
+                progress=on_progress,
             )
 
         summary = _run(body)

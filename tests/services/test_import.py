@@ -315,3 +315,48 @@ async def test_unknown_ocam_is_a_field_error(rt: Runtime, tmp_path: Path) -> Non
     with pytest.raises(InvalidFields) as e:
         await _import(rt, f.write_file(tmp_path / "b.csv", f.people(1)), "999999999")
     assert e.value.errors[0].field == "amc"
+
+
+async def test_fields_are_stored_encrypted_and_decrypt_to_the_file(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    persons = f.people(3)
+    await _import(rt, f.write_file(tmp_path / "b.csv", persons), insurer.amc_number)
+    async with rt.db.transaction() as conn:
+        rows = (await conn.execute(select(beneficiary))).all()
+    stored = {
+        rt.keys.decrypt("beneficiary", "nir", r.id, r.nir_enc): (
+            rt.keys.decrypt("beneficiary", "last_name", r.id, r.last_name_enc),
+            rt.keys.decrypt("beneficiary", "birth_date", r.id, r.birth_date_enc),
+        )
+        for r in rows
+    }
+    assert stored == {p.nir: (p.last_name, p.birth_date.isoformat()) for p in persons}
+    assert all(p.nir.encode() not in r.nir_enc for p in persons for r in rows)
+
+
+async def test_same_people_written_differently_are_unchanged_and_a_bad_row_still_rejects(
+    rt: Runtime, insurer: f.Insurer, tmp_path: Path
+) -> None:
+    """A row is skipped unchecked only when its text gives the stored fingerprint: a NIR
+    with spaces, a lower-case adherent number or a quoted field go through the checks and are
+    found unchanged; a row made invalid since the last import is rejected."""
+    persons = f.people(6)
+    await _import(rt, f.write_file(tmp_path / "v1.csv", persons), insurer.amc_number)
+    before = await _snapshot(rt)
+    n = persons[0].nir
+    persons[0].nir = f"{n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}"
+    persons[1].adherent_number = persons[1].adherent_number.lower()
+    path = f.write_file(tmp_path / "v2.csv", persons)
+    text = path.read_text().replace(persons[2].last_name, f'"{persons[2].last_name}"')
+    path.write_text(text)
+    s = await _import(rt, path, insurer.amc_number)
+    assert (s.status, s.rows_unchanged, s.rows_changed, s.rows_new) == ("committed", 6, 0, 0)
+    assert await _snapshot(rt) == before
+
+    persons[3].contract_code = "GOLD"
+    s = await _import(rt, f.write_file(tmp_path / "v3.csv", persons), insurer.amc_number)
+    assert (s.status, [(r.line, r.field) for r in s.first_rejects]) == (
+        "rejected",
+        [(5, "contract_code")],
+    )

@@ -135,7 +135,8 @@ beneficiary_import = Table(
     Column("finished_at", UtcDateTime()),
 )
 
-# Which cards an import run has seen; emptied when the run ends (committed or not).
+# Which cards an import run has seen. No longer written: a run stages its cards in a temporary
+# table (db.beneficiary_bulk). Kept until a migration drops it (decision 0004, amended).
 import_seen = Table(
     "import_seen",
     metadata,

@@ -22,7 +22,7 @@ over-long line) raises ``FileFormatError``, and nothing is imported.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -149,29 +149,42 @@ def check_row(
     line: int, values: Mapping[str, str], *, contract_codes: Collection[str], today: date
 ) -> Row | list[Reject]:
     """One row, every field checked; returns the row or every problem found in it."""
-    v = {k: (values.get(k) or "").strip() for k in COLUMNS}
+    return check_fields(
+        line,
+        tuple(values.get(k) or "" for k in COLUMNS),
+        contract_codes=contract_codes,
+        today=today,
+    )
+
+
+def check_fields(
+    line: int, values: Sequence[str], *, contract_codes: Collection[str], today: date
+) -> Row | list[Reject]:
+    """``check_row`` for the values in ``COLUMNS`` order (what the file reader gives)."""
+    adherent, rank_text, nir_text, birth_text, last, first, code, start_text, end_text = (
+        v.strip() for v in values
+    )
     rejects: list[Reject] = []
-    adherent = v["adherent_number"].upper()
+    adherent = adherent.upper()
     if not _ADHERENT.match(adherent):
         rejects.append(Reject(line, "adherent_number", "1 à 20 lettres ou chiffres attendus"))
-    rank = int(v["rank"]) if _RANK.match(v["rank"]) else 0
+    rank = int(rank_text) if _RANK.match(rank_text) else 0
     if not rank:
         rejects.append(Reject(line, "rank", "rang entre 1 et 9 attendu"))
     nir: Nir | None = None
     try:
-        nir = parse_nir(v["nir"])
+        nir = parse_nir(nir_text)
     except IdentifierError as e:
         rejects.append(Reject(line, "nir", e.reason))
-    birth = _date(v["birth_date"], "birth_date", line, rejects)
+    birth = _date(birth_text, "birth_date", line, rejects)
     if birth is not None and not OLDEST_BIRTH <= birth <= today:
         rejects.append(Reject(line, "birth_date", "date de naissance hors bornes"))
-    last = _name(v["last_name"], "last_name", line, rejects)
-    first = _name(v["first_name"], "first_name", line, rejects)
-    code = v["contract_code"]
+    _name(last, "last_name", line, rejects)
+    _name(first, "first_name", line, rejects)
     if code not in contract_codes:
         rejects.append(Reject(line, "contract_code", "contrat inconnu pour cet organisme"))
-    start = _date(v["valid_from"], "valid_from", line, rejects)
-    end = _date(v["valid_to"], "valid_to", line, rejects) if v["valid_to"] else None
+    start = _date(start_text, "valid_from", line, rejects)
+    end = _date(end_text, "valid_to", line, rejects) if end_text else None
     if start is not None and end is not None and end < start:
         rejects.append(Reject(line, "valid_to", "antérieure au début de validité"))
     if rejects:

@@ -9,8 +9,14 @@ the file's size), validates every row, and then either commits everything or not
   of the same file writes nothing but its own record), and people who disappeared from the file
   have their rights closed the day before the import.
 
-Per batch of rows: one indexed read of the existing people by card index, then bulk writes.
-Duplicates inside the file are found by the database (``import_seen``), not by a set in memory.
+Per batch of rows: each row's card index and keyed fingerprint are computed from its text, one
+indexed read fetches the existing people of the batch, and a row whose fingerprint equals the
+stored one is unchanged — it is neither validated again (its every field equals one that passed
+validation) nor encrypted. The other rows are checked field by field; valid new and changed rows
+are encrypted and handed to the database's bulk path (``db.beneficiary_bulk``: COPY on
+PostgreSQL, ``executemany`` on SQLite). Duplicates inside the file and the people who
+disappeared are found by set-based statements over a temporary table of the file's cards, not
+by a set in memory.
 """
 
 from __future__ import annotations
@@ -18,39 +24,38 @@ from __future__ import annotations
 import csv
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, delete, exists, func, select, update
-from sqlalchemy import text as sql
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rempart.db.tables import beneficiary, beneficiary_import, contract, import_seen
+from rempart.db.beneficiary_bulk import Stage
+from rempart.db.tables import beneficiary_import, contract
 from rempart.domain.beneficiary_file import (
     COLUMNS,
-    LINE_CHARS_MAX,
     FileFormatError,
-    Header,
     Reject,
     Row,
-    check_row,
-    parse_header,
+    check_fields,
 )
 from rempart.domain.errors import FieldError, Forbidden, InvalidFields, RempartError
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.keys import KeyRing
 from rempart.security.principal import Principal
-from rempart.security.pseudonyms import adherent_index, card_index, fingerprint, nir_index
+from rempart.security.pseudonyms import adherent_index, fingerprint, nir_index
+from rempart.services.beneficiary_reader import records
 from rempart.services.registry import ocam_by_number
 from rempart.services.runtime import Runtime
 
 BATCH_ROWS = 2000
-_LINE_BYTES_MAX = LINE_CHARS_MAX * 4  # UTF-8: at most four bytes a character
+Item = tuple[int, tuple[str, ...] | Reject]  # (line, values in COLUMNS order, or its reject)
+Progress = Callable[[int, int], None]  # (bytes read, rows done) since the previous call
 
 
 @dataclass
@@ -71,236 +76,161 @@ class _Rollback(Exception):
     """Raised inside the transaction to undo it (rejects found, or a dry run)."""
 
 
-def _lines(f: IO[bytes], progress: Callable[[int], None] | None) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text without newline, ended by a newline) for each physical line."""
-    number = 0
-    while True:
-        raw = f.readline(_LINE_BYTES_MAX + 1)
-        if not raw:
-            return
-        number += 1
-        if progress is not None:
-            progress(len(raw))
-        ended = raw.endswith(b"\n")
-        if not ended and len(raw) > _LINE_BYTES_MAX:
-            raise FileFormatError(
-                f"ligne trop longue (plus de {LINE_CHARS_MAX} caractères) ; import annulé",
-                line=number,
-            )
-        try:
-            text = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise FileFormatError("encodage invalide (UTF-8 attendu)", line=number) from None
-        if len(text) > LINE_CHARS_MAX:
-            raise FileFormatError(
-                f"ligne trop longue (plus de {LINE_CHARS_MAX} caractères) ; import annulé",
-                line=number,
-            )
-        yield number, text, ended
-
-
-def _records(
-    f: IO[bytes], progress: Callable[[int], None] | None
-) -> Iterator[tuple[Header, int, dict[str, str] | Reject]]:
-    lines = _lines(f, progress)
-    first = next(lines, None)
-    if first is None or not first[1].strip():
-        raise FileFormatError("fichier vide ou sans ligne d'en-tête", line=1)
-    header = parse_header(first[1])
-    width = len(header.columns)
-    for number, text, ended in lines:
-        if not ended and text:
-            # A snapshot cut mid-way would close the rights of everyone after the cut, and a
-            # line cut right after a separator still has the right field count: every line,
-            # the last one included, must end with a newline.
-            raise FileFormatError(
-                "fichier tronqué : la dernière ligne ne se termine pas par un saut de ligne ; "
-                "import annulé",
-                line=number,
-            )
-        if not text.strip():
-            continue
-        try:
-            fields = next(csv.reader([text], delimiter=header.delimiter, strict=True))
-        except csv.Error:
-            yield header, number, Reject(number, "ligne", "guillemets mal fermés")
-            continue
-        if len(fields) != width:
-            yield (
-                header,
-                number,
-                Reject(number, "ligne", f"{len(fields)} champs au lieu de {width}"),
-            )
-            continue
-        yield header, number, dict(zip(header.columns, fields, strict=True))
-
-
 def _row_fingerprint(keys: KeyRing, r: Row, contract_id: UUID) -> bytes:
     return fingerprint(
         keys, r.nir.value, r.last_name, r.first_name, contract_id, r.valid_from, r.valid_to
     )
 
 
-def _encrypted(keys: KeyRing, row_id: UUID, r: Row) -> dict[str, Any]:
-    enc = keys.encrypt
-    return {
-        "adherent_enc": enc("beneficiary", "adherent_number", row_id, r.adherent_number),
-        "nir_enc": enc("beneficiary", "nir", row_id, r.nir.value),
-        "birth_date_enc": enc("beneficiary", "birth_date", row_id, r.birth_date.isoformat()),
-        "last_name_enc": enc("beneficiary", "last_name", row_id, r.last_name),
-        "first_name_enc": enc("beneficiary", "first_name", row_id, r.first_name),
-        "key_version": keys.current_version,
-    }
+def _quick_keys(
+    keys: KeyRing, amc: str, contracts: dict[str, str], values: tuple[str, ...]
+) -> tuple[bytes, bytes | None]:
+    """Card index and fingerprint straight from a row's text. For a valid row they equal what
+    ``card_index`` and ``_row_fingerprint`` give for its checked ``Row`` (the checks accept a
+    date, a rank or a name only in the form they store it), NIR written in its compact form
+    included; any other text gives a fingerprint no stored row has."""
+    adherent, rank, nir, birth, last, first, code, start, end = (v.strip() for v in values)
+    card = keys.blind_index("card", f"{amc}|{adherent.upper()}|{birth}|{rank}")
+    contract_id = contracts.get(code)
+    if contract_id is None:
+        return card, None
+    fp = keys.blind_index(
+        "fingerprint", f"{nir}\x1f{last}\x1f{first}\x1f{contract_id}\x1f{start}\x1f{end or None}"
+    )
+    return card, fp
 
 
 class _Importer:
+    """Decides, per batch, what each row is (unchanged, new, changed, rejected) and hands the
+    writes to the stage."""
+
     def __init__(
         self,
         rt: Runtime,
-        conn: AsyncConnection,
+        stage: Stage,
         ocam_row: Any,
-        import_id: UUID,
         contracts: dict[str, UUID],
         summary: ImportSummary,
+        reject: Callable[[Reject], None],
     ) -> None:
-        self.rt, self.conn, self.ocam, self.import_id = rt, conn, ocam_row, import_id
-        self.contracts, self.summary = contracts, summary
-        self.now = rt.now()
+        self.keys, self.stage, self.ocam, self.summary = rt.keys, stage, ocam_row, summary
+        self.contracts, self.reject = contracts, reject
+        self.contract_text = {code: str(cid) for code, cid in contracts.items()}
+        self.now, self.today = rt.now(), rt.today()
 
-    async def write(self, batch: list[Row]) -> None:
-        keys, amc = self.rt.keys, self.ocam.amc_number
-        cards = [card_index(keys, amc, r.adherent_number, r.birth_date, r.rank) for r in batch]
-        await self.conn.execute(
-            import_seen.insert(),
-            [
-                {"import_id": self.import_id, "card_bi": c, "line_no": r.line}
-                for c, r in zip(cards, batch, strict=True)
-            ],
-        )
-        if self.summary.rows_rejected:
-            return  # nothing will be committed; keep validating for the report only
-        found = {
-            row.card_bi: row
-            for row in (
-                await self.conn.execute(
-                    select(
-                        beneficiary.c.id,
-                        beneficiary.c.card_bi,
-                        beneficiary.c.fingerprint,
-                        beneficiary.c.closed_on,
-                    ).where(beneficiary.c.card_bi.in_(set(cards)))
-                )
-            ).all()
-        }
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        seen_here: set[bytes] = set()
-        for card, r in zip(cards, batch, strict=True):
-            if card in seen_here:
-                continue  # a duplicate inside the batch: the duplicate query reports it
-            seen_here.add(card)
-            contract_id = self.contracts[r.contract_code]
-            fp = _row_fingerprint(keys, r, contract_id)
-            old = found.get(card)
-            if old is not None and old.fingerprint == fp and old.closed_on is None:
-                self.summary.rows_unchanged += 1
+    async def write(self, batch: list[Item]) -> None:
+        keys, amc, contracts = self.keys, self.ocam.amc_number, self.contract_text
+        quick = [
+            None if isinstance(item, Reject) else _quick_keys(keys, amc, contracts, item)
+            for _, item in batch
+        ]
+        found = await self.stage.existing(list({q[0] for q in quick if q is not None}))
+        seen: list[tuple[int, bytes]] = []
+        new: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        written: set[bytes] = set()
+        s = self.summary
+        for (number, item), q in zip(batch, quick, strict=True):
+            if isinstance(item, Reject) or q is None:
+                self.reject(item)  # type: ignore[arg-type]
                 continue
-            row_id = old.id if old is not None else uuid.uuid4()
-            values = {
-                **_encrypted(keys, row_id, r),
-                "nir_bi": nir_index(keys, r.nir.value),
-                "rank": r.rank,
-                "contract_id": contract_id,
-                "valid_from": r.valid_from,
-                "valid_to": r.valid_to,
-                "closed_on": None,
-                "fingerprint": fp,
-                "updated_at": self.now,
-            }
+            card, fp = q
+            old = found.get(card)
+            if old is not None and old[2] and old[1] == fp:
+                s.rows_unchanged += 1  # equal to a row that passed every check: no check
+                seen.append((number, card))
+                continue
+            checked = check_fields(number, item, contract_codes=self.contracts, today=self.today)
+            if isinstance(checked, list):
+                for r in checked:
+                    self.reject(r)
+                continue
+            seen.append((number, card))
+            if s.rows_rejected or card in written:
+                continue  # nothing will be committed, or a duplicate the stage will report
+            contract_id = self.contracts[checked.contract_code]
+            if fp is None or checked.nir.value != item[2].strip():
+                fp = _row_fingerprint(keys, checked, contract_id)
+            if old is not None and old[2] and old[1] == fp:
+                s.rows_unchanged += 1
+                continue
+            written.add(card)
             if old is None:
-                self.summary.rows_new += 1
-                inserts.append(
-                    {
-                        "id": row_id,
-                        "ocam_id": self.ocam.id,
-                        "card_bi": card,
-                        "adherent_bi": adherent_index(keys, amc, r.adherent_number),
-                        "created_at": self.now,
-                        **values,
-                    }
-                )
+                s.rows_new += 1
+                new.append(self._new(card, fp, contract_id, checked))
             else:
-                self.summary.rows_changed += 1
-                updates.append({"b_id": row_id, **values})
-        if inserts:
-            await self.conn.execute(beneficiary.insert(), inserts)
-        if updates:
-            await self.conn.execute(
-                update(beneficiary).where(beneficiary.c.id == bindparam("b_id")),
-                updates,
-            )
+                s.rows_changed += 1
+                changed.append(self._changed(self.stage.row_id(old[0]), fp, contract_id, checked))
+        await self.stage.write(seen, new, changed)
+
+    def _encrypted(self, row_id: UUID, r: Row) -> list[bytes]:
+        return self.keys.encrypt_fields(
+            "beneficiary",
+            row_id,
+            (
+                ("adherent_number", r.adherent_number),
+                ("nir", r.nir.value),
+                ("birth_date", r.birth_date.isoformat()),
+                ("last_name", r.last_name),
+                ("first_name", r.first_name),
+            ),
+        )
+
+    def _new(self, card: bytes, fp: bytes, contract_id: UUID, r: Row) -> tuple[Any, ...]:
+        keys, row_id = self.keys, uuid.uuid4()
+        return (  # db.beneficiary_bulk.NEW_COLUMNS
+            row_id,
+            self.ocam.id,
+            card,
+            adherent_index(keys, self.ocam.amc_number, r.adherent_number),
+            nir_index(keys, r.nir.value),
+            *self._encrypted(row_id, r),
+            r.rank,
+            contract_id,
+            r.valid_from,
+            r.valid_to,
+            None,
+            fp,
+            keys.current_version,
+            False,
+            self.now,
+            self.now,
+        )
+
+    def _changed(self, row_id: UUID, fp: bytes, contract_id: UUID, r: Row) -> tuple[Any, ...]:
+        return (  # db.beneficiary_bulk.CHANGED_COLUMNS
+            row_id,
+            nir_index(self.keys, r.nir.value),
+            *self._encrypted(row_id, r),
+            r.rank,
+            contract_id,
+            r.valid_from,
+            r.valid_to,
+            None,
+            fp,
+            self.keys.current_version,
+            self.now,
+        )
 
     async def duplicates(self) -> list[Reject]:
-        """Every line whose card identity appeared on an earlier line: one sort, no join (the
-        planner has no statistics on a table filled inside this transaction)."""
-        seen = import_seen.c
-        ranked = (
-            select(
-                seen.line_no,
-                func.min(seen.line_no).over(partition_by=seen.card_bi).label("first_line"),
-            )
-            .where(seen.import_id == self.import_id)
-            .subquery()
-        )
-        rows = (
-            await self.conn.execute(
-                select(ranked.c.line_no, ranked.c.first_line)
-                .where(ranked.c.line_no > ranked.c.first_line)
-                .order_by(ranked.c.line_no)
-            )
-        ).all()
         return [
             Reject(
-                r.line_no,
+                line,
                 "adherent_number",
-                f"même bénéficiaire (adhérent, naissance, rang) qu'à la ligne {r.first_line}",
+                f"même bénéficiaire (adhérent, naissance, rang) qu'à la ligne {first}",
             )
-            for r in rows
+            for line, first in await self.stage.duplicates()
         ]
 
-    async def close_disappeared(self, *, accept_closures: bool) -> int:
+    async def close_disappeared(self, *, accept_closures: bool, ratio_max: float) -> int:
         """Close the rights of the people absent from the file, unless that is a suspicious
         share of the OCAM's open rights (a truncated or wrong export) and nobody said yes."""
-        yesterday = self.rt.today() - timedelta(days=1)
-        seen = exists().where(
-            and_(
-                import_seen.c.import_id == self.import_id,
-                import_seen.c.card_bi == beneficiary.c.card_bi,
-            )
-        )
-        still_open = (
-            beneficiary.c.ocam_id == self.ocam.id,
-            beneficiary.c.is_canary.is_(False),
-            beneficiary.c.closed_on.is_(None),
-        )
         if not accept_closures:
-            counts = (
-                await self.conn.execute(
-                    select(func.count(), func.count().filter(~seen))
-                    .select_from(beneficiary)
-                    .where(*still_open)
-                )
-            ).one()
-            open_total, closing = counts[0], counts[1]
-            ratio_max = self.rt.settings.import_closure_ratio_max
+            open_total, closing = await self.stage.closing_counts(self.ocam.id)
             if closing and closing > ratio_max * open_total:
                 raise MassClosure(closing, open_total, ratio_max)
-        result = await self.conn.execute(
-            update(beneficiary)
-            .where(*still_open, ~seen)
-            .values(closed_on=yesterday, updated_at=self.now)
-        )
-        return result.rowcount or 0
+        yesterday = self.today - timedelta(days=1)
+        return await self.stage.close_absent(self.ocam.id, on=yesterday, now=self.now)
 
 
 class MassClosure(RempartError):
@@ -324,8 +254,10 @@ async def import_beneficiaries(
     actor: Principal,
     dry_run: bool = False,
     accept_closures: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ImportSummary:
+    """``progress`` is called as the file is read with (bytes read, rows done) since its
+    previous call."""
     import_id = uuid.uuid4()
     summary = ImportSummary(import_id, "failed")
     async with rt.db.transaction() as conn:
@@ -369,7 +301,7 @@ async def import_beneficiaries(
         ):
             run.report = csv.writer(report, delimiter=";")
             run.report.writerow(["line", "field", "reason"])
-            await run.execute(_Tracking(f, run.sha, progress or (lambda _n: None)))
+            await run.execute(_Tracking(f, run.sha, progress or (lambda _b, _r: None)))
     finally:
         if summary.status != "committed":  # a committed import recorded itself, atomically
             summary.rows_new = summary.rows_changed = summary.rows_unchanged = 0
@@ -387,15 +319,22 @@ def _channel(actor: Principal) -> str:
 
 
 class _Tracking:
-    """A binary file that feeds the SHA-256 of the import and the progress bar as it is read."""
+    """A binary file that feeds the SHA-256 of the import as it is read, and counts the bytes
+    for the progress bar."""
 
-    def __init__(self, f: IO[bytes], sha: Any, on_bytes: Callable[[int], None]) -> None:
-        self.f, self.sha, self.on_bytes = f, sha, on_bytes
+    def __init__(self, f: IO[bytes], sha: Any, progress: Progress) -> None:
+        self.f, self.sha, self.progress = f, sha, progress
+        self.unreported_bytes = 0
 
-    def readline(self, limit: int = -1) -> bytes:
-        raw = self.f.readline(limit)
-        self.sha.update(raw)
-        return raw
+    def read(self, size: int = -1) -> bytes:
+        data = self.f.read(size)
+        self.sha.update(data)
+        self.unreported_bytes += len(data)
+        return data
+
+    def report(self, rows: int) -> None:
+        self.progress(self.unreported_bytes, rows)
+        self.unreported_bytes = 0
 
 
 class _Run:
@@ -429,47 +368,34 @@ class _Run:
             s.first_rejects.append(r)
 
     async def execute(self, f: _Tracking) -> None:
-        s, today = self.summary, self.rt.today()
+        s = self.summary
         try:
             async with self.rt.db.transaction() as conn:
-                imp = _Importer(self.rt, conn, self.ocam, self.import_id, self.codes, s)
-                batch: list[Row] = []
-                for _header, number, item in _records(f, f.on_bytes):  # type: ignore[arg-type]
-                    s.rows_total += 1
-                    checked = (
-                        item
-                        if isinstance(item, Reject)
-                        else check_row(number, item, contract_codes=self.codes.keys(), today=today)
-                    )
-                    if isinstance(checked, Reject):
-                        self.reject(checked)
-                    elif isinstance(checked, list):
-                        for r in checked:
-                            self.reject(r)
-                    else:
-                        batch.append(checked)
+                stage = await Stage.open(conn, self.import_id.hex)
+                imp = _Importer(self.rt, stage, self.ocam, self.codes, s, self.reject)
+                batch: list[Item] = []
+                for _header, number, item in records(f):  # type: ignore[arg-type]
+                    batch.append((number, item))
                     if len(batch) >= BATCH_ROWS:
-                        await imp.write(batch)
+                        await self._write(imp, f, batch)
                         batch = []
-                if batch:
-                    await imp.write(batch)
+                await self._write(imp, f, batch)
                 if s.rows_total == 0:
                     raise FileFormatError(
                         "le fichier ne contient aucun bénéficiaire ; import annulé"
                     )
-                if self.rt.db.dialect == "postgresql":
-                    # import_seen was filled inside this transaction: without statistics the
-                    # planner turns the anti-join of the closing step into a nested loop
-                    await conn.execute(sql("ANALYZE import_seen"))
+                await stage.scanned()
                 for r in await imp.duplicates():
                     self.reject(r)
                 if s.rows_rejected:
                     s.status = "rejected"
                     raise _Rollback
-                s.rows_closed = await imp.close_disappeared(accept_closures=self.accept_closures)
-                await conn.execute(
-                    delete(import_seen).where(import_seen.c.import_id == self.import_id)
+                await stage.merge()
+                s.rows_closed = await imp.close_disappeared(
+                    accept_closures=self.accept_closures,
+                    ratio_max=self.rt.settings.import_closure_ratio_max,
                 )
+                await stage.drop()
                 if self.dry_run:
                     s.status = "dry_run"
                     self.would_new, self.would_changed = s.rows_new, s.rows_changed
@@ -485,6 +411,12 @@ class _Run:
         except BaseException:
             s.status = "failed"  # a crash, not a verdict on the file: recorded as such
             raise
+
+    async def _write(self, imp: _Importer, f: _Tracking, batch: list[Item]) -> None:
+        if batch:
+            self.summary.rows_total += len(batch)
+            await imp.write(batch)
+        f.report(len(batch))
 
     async def record(self, conn: AsyncConnection) -> None:
         s = self.summary

@@ -184,7 +184,7 @@ async def seed(
             path,
             amc_number=amc,
             actor=actor,
-            progress=(lambda n, a=amc: progress(f"import {a}", n, 0)) if progress else None,  # type: ignore[misc]
+            progress=(lambda n, _rows, a=amc: progress(f"import {a}", n, 0)) if progress else None,  # type: ignore[misc]
         )
         if summary.status != "committed":
             raise RuntimeError(f"demo import for {amc} failed: {summary.first_rejects[:3]}")
