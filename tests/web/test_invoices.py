@@ -484,3 +484,32 @@ async def test_an_invoice_for_today_sent_just_after_midnight_in_paris_is_not_in_
     await adjudication.decide_all(api.rt)
     got = await decided(api, token, r.json()["invoice_id"])
     assert (got["status"], [x["code"] for x in got["lines"][0]["reasons"]]) == ("accepted", [])
+
+
+async def test_the_same_line_twice_in_one_invoice_is_two_cares_and_the_invoice_again_is_r10(
+    api: Api,
+) -> None:
+    """A box listed twice is paid twice; the same invoice under a new number is a duplicate,
+    both lines; and the worker goes on deciding the other invoices of its batch."""
+    token = await api.token()
+    p = api.persons[0]
+    number = await check(api, token, p)
+    first = await send(api, token, invoice_body(api, p, "TWICE-1", number, lines=[line(), line()]))
+    again = await send(api, token, invoice_body(api, p, "TWICE-2", number, lines=[line(), line()]))
+    other = await send(
+        api,
+        token,
+        invoice_body(
+            api,
+            p,
+            "OTHER-1",
+            number,
+            lines=[line(quantity=2, amo_amount="13.00", amc_amount_claimed="7.00")],
+        ),
+    )
+    assert await adjudication.decide_all(api.rt) == 3
+    a, b, c = [await decided(api, token, r.json()["invoice_id"]) for r in (first, again, other)]
+    assert (a["status"], a["amc_amount"]) == ("accepted", "7.00")
+    assert b["status"] == "rejected"
+    assert [[x["code"] for x in ln["reasons"]] for ln in b["lines"]] == [["R10"], ["R10"]]
+    assert c["status"] == "accepted"

@@ -51,7 +51,12 @@ async def run_once(rt: Runtime) -> dict[str, int]:
     await key_rotation.load(rt)  # a rotation elsewhere: write with the new version from now on
     done = {}
     for name, job in JOBS:
-        done[name] = await job(rt)
+        try:
+            done[name] = await job(rt)
+        except Exception:  # one job failing must not stop the others (sealing, above all)
+            log.exception("worker.job_failed", job=name)
+            done[name] = 0
+            continue
         if done[name]:
             log.info("worker.job", job=name, rows=done[name])
     return done

@@ -146,20 +146,16 @@ async def _decide_batch(rt: Runtime, limit: int) -> int:
 def _care_keys(rt: Runtime, claim: Claim, person: Insured | None) -> list[bytes | None]:
     if person is None:
         return [None] * len(claim.lines)
-    return [
-        fingerprint(
-            rt.keys,
-            "care",
-            person.id,
-            claim.care_date,
-            line.domain,
-            line.code_system,
-            line.code,
-            line.quantity,
-            line.unit_price.cents,
-        )
-        for line in claim.lines
-    ]
+    keys: list[bytes | None] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for line in claim.lines:
+        care = (line.domain, line.code_system, line.code, line.quantity, line.unit_price.cents)
+        # the same care twice in one invoice (a box listed twice) is two cares: the n-th
+        # occurrence has its own key, so the invoice sent again matches both, and no key of an
+        # invoice collides with another of the same invoice
+        n = seen[care] = seen.get(care, -1) + 1
+        keys.append(fingerprint(rt.keys, "care", person.id, claim.care_date, *care, n))
+    return keys
 
 
 def _decide(
