@@ -45,6 +45,10 @@ bench-claims: setup ## Invoice intake (batches of 100) and adjudication throughp
 bench-audit: setup ## rempart audit verify over 10,000,000 sealed audit rows on PostgreSQL (~10 min)
 	$(UV) python bench/audit_verify.py
 
+.PHONY: bench-payments-crash
+bench-payments-crash: setup ## kill -9 during pay run and pay export, 100 trials on PostgreSQL (~15 min)
+	$(UV) python bench/payments_crash.py
+
 .PHONY: bench-compare
 bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
 	bench/compare.sh
