@@ -53,6 +53,15 @@ bench-audit: setup ## rempart audit verify over 10,000,000 sealed audit rows on 
 bench-claims-crash: setup ## kill -9 of intake server and workers, 100 trials on PostgreSQL (~15 min)
 	$(UV) python bench/claims_crash.py --trials 100
 
+
+.PHONY: bench-payments-crash
+bench-payments-crash: setup ## kill -9 during pay run and pay export, 100 trials on PostgreSQL (~15 min)
+	$(UV) python bench/payments_crash.py
+
+.PHONY: bench-payment-run
+bench-payment-run: setup ## pay run, approve, export of 1,000,000 invoices across 50,000 PS on PostgreSQL (~6 min)
+	$(UV) python bench/payment_run.py
+
 .PHONY: bench-compare
 bench-compare: setup ## The bare-service ceiling then Rempart, same machine, and their ratio (~15 min)
 	bench/compare.sh

@@ -807,6 +807,10 @@ class Payee:
     bic: str
 
 
+# asyncpg binds at most 32,767 parameters per statement (a run pays 50,000 structures or more)
+_IDS_PER_QUERY = 10_000
+
+
 async def read_payees(
     conn: AsyncConnection,
     keys: KeyRing,
@@ -818,21 +822,23 @@ async def read_payees(
 ) -> dict[UUID, Payee]:
     """Decrypt the IBANs of these bank accounts to write them into a transfer file: one audit
     row per account, naming the structure whose bank details were read."""
-    if not accounts:
-        return {}
-    rows = (
-        await conn.execute(
-            select(
-                bank_account.c.id,
-                bank_account.c.structure_id,
-                bank_account.c.iban_enc,
-                bank_account.c.bic,
-                structure.c.name,
+    rows: list[Any] = []
+    for at in range(0, len(accounts), _IDS_PER_QUERY):
+        rows += (
+            await conn.execute(
+                select(
+                    bank_account.c.id,
+                    bank_account.c.structure_id,
+                    bank_account.c.iban_enc,
+                    bank_account.c.bic,
+                    structure.c.name,
+                )
+                .join(structure, structure.c.id == bank_account.c.structure_id)
+                .where(bank_account.c.id.in_(accounts[at : at + _IDS_PER_QUERY]))
             )
-            .join(structure, structure.c.id == bank_account.c.structure_id)
-            .where(bank_account.c.id.in_(accounts))
-        )
-    ).all()
+        ).all()
+    if not rows:
+        return {}
     await conn.execute(
         audit_event.insert(),
         [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import sys
 import time
@@ -338,7 +339,6 @@ def audit_prove(
     event_id: Annotated[str, typer.Argument(help="Identifiant de l'événement.")],
 ) -> None:
     """Preuve d'inclusion d'un événement, vérifiable avec la seule clé publique (JSON)."""
-    import json
     from uuid import UUID
 
     from rempart.services import audit_log
@@ -430,6 +430,23 @@ def _print_run(run: Any) -> None:
         )
 
 
+def _print_run_json(run: Any) -> None:
+    """DESIGN §5: at least ``run_id``, ``transfers`` (a count) and ``total`` (euros)."""
+    from rempart.domain.money import Money
+
+    doc = {
+        "run_id": str(run.id),
+        "run_date": run.run_date.isoformat(),
+        "status": "dry_run" if run.dry_run else run.status,
+        "transfers": run.transfers,
+        "advices": run.advices,
+        "total": str(Money(run.total_cents)),
+        "holds": run.holds,
+        "funding": run.funding,
+    }
+    print(json.dumps(doc, ensure_ascii=False), flush=True)
+
+
 @pay_app.command("run")
 def pay_run(
     day: Annotated[
@@ -437,6 +454,9 @@ def pay_run(
         typer.Option("--date", help="Date d'exécution AAAA-MM-JJ (défaut : aujourd'hui)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Calculer sans enregistrer.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Une ligne JSON : run_id, transfers, total…")
+    ] = False,
     actor: ActorOpt = None,
 ) -> None:
     """Préparer la campagne de paiement du jour (ou la montrer si elle existe déjà)."""
@@ -455,7 +475,11 @@ def pay_run(
             rt, await _actor(rt, actor), run_date=run_date, dry_run=dry_run
         )
 
-    _print_run(_run(body))
+    run = _run(body)
+    if as_json:
+        _print_run_json(run)
+    else:
+        _print_run(run)
 
 
 @pay_app.command("approve")

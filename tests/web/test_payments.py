@@ -347,3 +347,34 @@ async def test_a_credit_note_on_a_paid_invoice_is_netted_by_the_next_runs(
         f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
     )
     assert (rsp.json()["amount"], rsp.json()["advance_netted"]) == ("0.00", "3.50")
+
+
+async def test_an_invoice_decided_while_a_run_is_prepared_is_in_its_transfer_or_in_the_next(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker goes on during a run. An invoice it commits after the run has summed what
+    each structure is due, but before the run claims the invoices, used to be claimed too:
+    reported paid and marked paid at export, yet in no transfer — lost, the ledger still owing
+    it. The run now settles each payment on the invoices it actually claimed."""
+    ph, _ = await billed_day(api)
+    p = api.persons[0]
+    late = invoice_body(api, p, "R-LATE", await check(api, ph, p), lines=[line(quantity=4)])
+    late["lines"][0]["amo_amount"], late["lines"][0]["amc_amount_claimed"] = "26.00", "14.00"
+    assert (await send(api, ph, late)).status_code == 202
+    summed = payments._dues
+
+    async def worker_commits_meanwhile(conn: object, cutoff: object) -> object:
+        dues = await summed(conn, cutoff)  # type: ignore[arg-type]
+        assert await adjudication.decide_all(api.rt) == 1  # decided at the run's own instant
+        return dues
+
+    monkeypatch.setattr(payments, "_dues", worker_commits_meanwhile)
+    run = await payments.prepare(api.rt, ALICE)
+    monkeypatch.undo()
+    assert (run.total_cents, run.transfers) == (2100 + 1400 + 8997, 2)
+    await payments.approve(api.rt, BOB, run.id)
+    await payments.export(api.rt, ALICE, run.id, tmp_path / "run.xml")
+    assert "<CtrlSum>124.97</CtrlSum>" in (tmp_path / "run.xml").read_text()
+    balances = await ledger.balances(api.rt, ALICE)
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == 0  # nothing owed and marked paid
+    assert balances["bank"] == -(2100 + 1400 + 8997)

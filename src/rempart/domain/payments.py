@@ -88,7 +88,7 @@ class Due:
 class Planned:
     structure_id: UUID
     amount_cents: int  # the transfer: accepted AMC parts minus the advance netted
-    bank_account_id: UUID | None  # None: a remittance advice without a transfer
+    bank_account_id: UUID | None  # None: only rejected invoices to report (no transfer, ever)
     netted_cents: int = 0
 
 
@@ -123,7 +123,8 @@ def plan(dues: Sequence[Due], now: datetime) -> tuple[list[Planned], list[Held]]
         else:
             netted = min(due.accepted_cents, max(due.advance_cents, 0))
             amount = due.accepted_cents - netted
-            account = due.bank.account_id if amount > 0 and due.bank is not None else None
+            # the account whenever accepted invoices are paid, even wholly netted: it claims them
+            account = due.bank.account_id if due.accepted_cents > 0 and due.bank else None
             planned.append(Planned(due.structure_id, amount, account, netted))
     return planned, held
 

@@ -28,8 +28,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import structlog
 from sepaxml import SepaTransfer
-from sqlalchemy import bindparam, func, or_, select, union_all, update
+from sqlalchemy import and_, func, or_, select, union_all, update
 
 from rempart import access
 from rempart.db.tables import (
@@ -44,7 +45,7 @@ from rempart.db.tables import (
 )
 from rempart.domain.channels import Channel
 from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation, NotFound
-from rempart.domain.ledger import advance, advance_netted, payment_sent
+from rempart.domain.ledger import advance_netted, payment_sent
 from rempart.domain.payments import (
     BankFacts,
     Due,
@@ -61,6 +62,8 @@ from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.services import channels, ledger
 from rempart.services.runtime import Runtime
+
+log = structlog.get_logger("rempart.payments")
 
 SCHEMA = "pain.001.001.09"
 DECIDED = ("accepted", "rejected")
@@ -91,40 +94,69 @@ def _need(actor: Principal, permission: Permission) -> None:
         raise Forbidden("Réservé aux opérateurs habilités aux paiements.")
 
 
-async def _bank_facts(conn: Any, structures: Sequence[UUID]) -> dict[UUID, BankFacts]:
-    if not structures:
-        return {}
-    rows = (
-        await conn.execute(
-            select(
-                bank_account.c.id,
-                bank_account.c.structure_id,
-                bank_account.c.iban_bi,
-                bank_account.c.pays_from,
-                bank_account.c.status,
-            )
-            .where(bank_account.c.structure_id.in_(structures))
-            .where(bank_account.c.status.in_(("active", "review")))
+def _undecided_due(cutoff: datetime) -> Any:
+    """Per structure, what the invoices decided by ``cutoff`` and not yet reported come to."""
+    accepted_sum = func.sum(invoice.c.amc_cents).filter(invoice.c.status == "accepted")
+    return (
+        select(
+            invoice.c.structure_id,
+            func.coalesce(accepted_sum, 0).label("cents"),
+            func.count().filter(invoice.c.status == "accepted").label("accepted"),
+            func.count().filter(invoice.c.status == "rejected").label("rejected"),
         )
-    ).all()
-    bis = list({r.iban_bi for r in rows})
-    owners = dict(
-        (
-            await conn.execute(
-                select(
-                    bank_account.c.iban_bi, func.count(func.distinct(bank_account.c.structure_id))
-                )
-                .where(bank_account.c.iban_bi.in_(bis), bank_account.c.status != "retired")
-                .group_by(bank_account.c.iban_bi)
-            )
-        ).all()
+        .where(_unreported(cutoff))
+        .group_by(invoice.c.structure_id)
+    ).subquery("due")
+
+
+def _unreported(cutoff: datetime) -> Any:
+    # no IN (…): the same clause serves statements run once per row (executemany)
+    return and_(
+        or_(*(invoice.c.status == s for s in DECIDED)),
+        invoice.c.payment_id.is_(None),
+        invoice.c.decided_at <= cutoff,
     )
-    return {
-        r.structure_id: BankFacts(
-            r.id, r.pays_from, owners[r.iban_bi] > 1, under_review=r.status == "review"
+
+
+async def _dues(conn: Any, cutoff: datetime) -> list[Due]:
+    """What each structure is due and the facts about its bank details, in one query (no list
+    of ids bound: 50,000 structures would pass the driver's 32,767 parameters)."""
+    due = _undecided_due(cutoff)
+    owners = (
+        select(
+            bank_account.c.iban_bi,
+            func.count(func.distinct(bank_account.c.structure_id)).label("owners"),
         )
-        for r in rows
-    }
+        .where(bank_account.c.status != "retired")
+        .group_by(bank_account.c.iban_bi)
+    ).subquery("owners")
+    bank = (
+        select(bank_account, owners.c.owners)
+        .join(owners, owners.c.iban_bi == bank_account.c.iban_bi)
+        .where(bank_account.c.status.in_(("active", "review")))
+    ).subquery("bank")
+    rows = await conn.execute(
+        select(due, bank.c.id, bank.c.pays_from, bank.c.status, bank.c.owners).outerjoin(
+            bank, bank.c.structure_id == due.c.structure_id
+        )
+    )
+    owed_back = await _advances_left(conn)
+    dues: dict[UUID, Due] = {}
+    for r in rows:
+        facts = (
+            None
+            if r.id is None
+            else BankFacts(r.id, r.pays_from, r.owners > 1, under_review=r.status == "review")
+        )
+        dues[r.structure_id] = Due(
+            r.structure_id,
+            int(r.cents),
+            r.accepted,
+            r.rejected,
+            facts,
+            owed_back.get(r.structure_id, 0),
+        )
+    return list(dues.values())
 
 
 def _run_of(row: Any, count: int, dry_run: bool = False) -> Run:
@@ -181,94 +213,42 @@ async def prepare(
 async def _prepare(
     rt: Runtime, conn: Any, actor: Principal, day: date, now: datetime, dry_run: bool
 ) -> Run:
-    cutoff = now
-    accepted_sum = func.sum(invoice.c.amc_cents).filter(invoice.c.status == "accepted")
-    rows = (
-        await conn.execute(
-            select(
-                invoice.c.structure_id,
-                func.coalesce(accepted_sum, 0).label("cents"),
-                func.count().filter(invoice.c.status == "accepted").label("accepted"),
-                func.count().filter(invoice.c.status == "rejected").label("rejected"),
-            )
-            .where(
-                invoice.c.status.in_(DECIDED),
-                invoice.c.payment_id.is_(None),
-                invoice.c.decided_at <= cutoff,
-            )
-            .group_by(invoice.c.structure_id)
-        )
-    ).all()
-    banks = await _bank_facts(conn, [r.structure_id for r in rows])
-    owed_back = await _advances_left(conn, [r.structure_id for r in rows])
-    dues = [
-        Due(
-            r.structure_id,
-            int(r.cents),
-            r.accepted,
-            r.rejected,
-            banks.get(r.structure_id),
-            owed_back.get(r.structure_id, 0),
-        )
-        for r in rows
-    ]
-    planned, held = plan(dues, now)
+    planned, held = plan(await _dues(conn, now), now)
     run_id = uuid.uuid4()
     payments = [_payment_row(run_id, i, p) for i, p in enumerate(planned, 1)]
-    total = sum(p.amount_cents for p in planned)
-    transfers = sum(1 for p in planned if p.amount_cents > 0)
     holds = [
         {"structure_id": str(h.structure_id), "reason": h.reason.value, "label": h.reason.label,
          "amount_cents": h.amount_cents}
         for h in held
     ]  # fmt: skip
-    values = {
-        "id": run_id,
-        "run_date": day,
-        "status": "prepared",
-        "msg_id": msg_id(run_id),
-        "pmt_inf_id": pmt_inf_id(run_id),
-        "prepared_at": now.replace(microsecond=0),
-        "prepared_by": actor.label,
-        "total_cents": total,
-        "transfers": transfers,
-        "holds": orjson.dumps(holds).decode(),
-        "funding": "[]",
-    }
-    await conn.execute(payment_run.insert().values(**values))
+    await conn.execute(
+        payment_run.insert().values(
+            id=run_id, run_date=day, status="prepared", msg_id=msg_id(run_id),
+            pmt_inf_id=pmt_inf_id(run_id), prepared_at=now.replace(microsecond=0),
+            prepared_by=actor.label, total_cents=0, transfers=0,
+            holds=orjson.dumps(holds).decode(), funding="[]",
+        )
+    )  # fmt: skip
     if payments:
         await conn.execute(payment.insert(), payments)
+        await _claim(conn, rt.db.dialect, run_id, now)
+        await _settle(conn, run_id)
+    total, transfers = (
         await conn.execute(
-            update(invoice)
-            .where(
-                invoice.c.structure_id == bindparam("b_structure"),
-                # no IN (…) here: an expanding list cannot be bound once per executemany row
-                or_(*(invoice.c.status == s for s in DECIDED)),
-                invoice.c.payment_id.is_(None),
-                invoice.c.decided_at <= cutoff,
-            )
-            .values(payment_id=bindparam("b_payment")),
-            [{"b_structure": p["structure_id"], "b_payment": p["id"]} for p in payments],
+            select(
+                func.coalesce(func.sum(payment.c.amount_cents), 0),
+                func.count().filter(payment.c.amount_cents > 0),
+            ).where(payment.c.run_id == run_id)
         )
-    if payments:
-        await conn.execute(
-            remitted_invoice.insert().from_select(
-                ["payment_id", "invoice_id", "decision", "amc_cents"],
-                select(
-                    invoice.c.payment_id,
-                    invoice.c.id,
-                    invoice.c.status,
-                    func.coalesce(invoice.c.amc_cents, 0),
-                )
-                .join(payment, payment.c.id == invoice.c.payment_id)
-                .where(payment.c.run_id == run_id),
-            )
-        )
-    funding = await _funding(conn, run_id)
+    ).one()
     await conn.execute(
         update(payment_run)
         .where(payment_run.c.id == run_id)
-        .values(funding=orjson.dumps(funding).decode())
+        .values(
+            total_cents=total,
+            transfers=transfers,
+            funding=orjson.dumps(await _funding(conn, run_id)).decode(),
+        )
     )
     await audit.record(
         conn,
@@ -277,29 +257,122 @@ async def _prepare(
         channel="cli",
         purpose="payment_prepare",
         result="dry_run" if dry_run else "prepared",
-        detail={"run_id": str(run_id), "total_cents": total, "holds": len(held)},
+        detail={"run_id": str(run_id), "total_cents": int(total), "holds": len(held)},
     )
     row = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
     return _run_of(row, len(payments), dry_run)
 
 
-async def _advances_left(conn: Any, structures: Sequence[UUID]) -> dict[UUID, int]:
-    """What is left of each structure's advances: the balance of its ``advance:`` account."""
-    if not structures:
-        return {}
-    names = {advance(s): s for s in structures}
+async def _advances_left(conn: Any) -> dict[UUID, int]:
+    """What is left to net of each structure's advances (and credit notes): the balance of its
+    ``advance:`` account, minus what runs prepared and not yet exported already keep back
+    (netting is posted at export: two runs must not net the same advance). Few accounts: no
+    list of ids is bound."""
     debit = select(ledger_posting.c.debit.label("account"), ledger_posting.c.amount_cents).where(
-        ledger_posting.c.debit.in_(list(names))
+        ledger_posting.c.debit.like("advance:%")
     )
     credit = select(
         ledger_posting.c.credit.label("account"),
         (-ledger_posting.c.amount_cents).label("amount_cents"),
-    ).where(ledger_posting.c.credit.in_(list(names)))
+    ).where(ledger_posting.c.credit.like("advance:%"))
     legs = union_all(debit, credit).subquery()
-    rows = await conn.execute(
-        select(legs.c.account, func.sum(legs.c.amount_cents)).group_by(legs.c.account)
+    left = {
+        UUID(a.split(":", 1)[1]): int(n)
+        for a, n in await conn.execute(
+            select(legs.c.account, func.sum(legs.c.amount_cents)).group_by(legs.c.account)
+        )
+    }
+    pending = await conn.execute(
+        select(payment.c.structure_id, func.sum(payment.c.netted_cents))
+        .join(payment_run, payment_run.c.id == payment.c.run_id)
+        .where(payment_run.c.status.in_(("prepared", "approved")), payment.c.netted_cents > 0)
+        .group_by(payment.c.structure_id)
     )
-    return {names[a]: int(n) for a, n in rows if int(n) > 0}
+    for structure_id, kept in pending:
+        left[structure_id] = left.get(structure_id, 0) - int(kept)
+    return {k: v for k, v in left.items() if v > 0}
+
+
+async def _claim(conn: Any, dialect: str, run_id: UUID, cutoff: datetime) -> None:
+    """Give the run's payments their invoices, in one statement, and freeze what each remittance
+    advice reports. A payment without a transfer (every invoice rejected when planned) takes
+    rejected invoices only: an invoice accepted meanwhile waits for a run that checks the bank
+    details it would be paid to."""
+    claim = (
+        update(invoice)
+        .where(
+            payment.c.run_id == run_id,
+            payment.c.structure_id == invoice.c.structure_id,
+            _unreported(cutoff),
+            or_(payment.c.bank_account_id.is_not(None), invoice.c.status == "rejected"),
+        )
+        .values(payment_id=payment.c.id)
+    )
+    columns = ["payment_id", "invoice_id", "decision", "amc_cents"]
+    if dialect == "postgresql":  # one pass over the invoices: the claim feeds the advice
+        claimed = claim.returning(
+            invoice.c.payment_id, invoice.c.id, invoice.c.status,
+            func.coalesce(invoice.c.amc_cents, 0).label("amc_cents"),
+        ).cte("claimed")  # fmt: skip
+        await conn.execute(remitted_invoice.insert().from_select(columns, select(claimed)))
+        return
+    await conn.execute(claim)
+    await conn.execute(
+        remitted_invoice.insert().from_select(
+            columns,
+            select(
+                invoice.c.payment_id,
+                invoice.c.id,
+                invoice.c.status,
+                func.coalesce(invoice.c.amc_cents, 0),
+            )
+            .join(payment, payment.c.id == invoice.c.payment_id)
+            .where(payment.c.run_id == run_id),
+        )
+    )
+
+
+async def _settle(conn: Any, run_id: UUID) -> None:
+    """Each payment's amount is what its invoices add up to, minus the advance it nets. The
+    plan summed them a moment before they were claimed: an invoice decided or cancelled in
+    between (the worker and the portal go on during a run) would otherwise be reported paid
+    without being in the transfer, or sent without being owed. Nothing to do, usually."""
+    claimed = (
+        select(
+            remitted_invoice.c.payment_id,
+            func.sum(remitted_invoice.c.amc_cents)
+            .filter(remitted_invoice.c.decision == "accepted")
+            .label("cents"),
+        )
+        .join(payment, payment.c.id == remitted_invoice.c.payment_id)
+        .where(payment.c.run_id == run_id)
+        .group_by(remitted_invoice.c.payment_id)
+    ).subquery("claimed")
+    cents = func.coalesce(claimed.c.cents, 0)
+    moved = (
+        await conn.execute(
+            select(payment.c.id, payment.c.netted_cents, cents.label("cents"))
+            .outerjoin(claimed, claimed.c.payment_id == payment.c.id)
+            .where(
+                payment.c.run_id == run_id,
+                payment.c.amount_cents + payment.c.netted_cents != cents,
+            )
+        )
+    ).all()
+    for p in moved:  # an advance keeps back at most what was claimed
+        netted = min(int(p.netted_cents), int(p.cents))
+        amount = int(p.cents) - netted
+        await conn.execute(
+            update(payment)
+            .where(payment.c.id == p.id)
+            .values(
+                amount_cents=amount,
+                netted_cents=netted,
+                end_to_end_id=payment.c.end_to_end_id if amount > 0 else None,
+            )
+        )
+    if moved:
+        log.info("payment_run.amounts_settled", run_id=str(run_id), payments=len(moved))
 
 
 def _payment_row(run_id: UUID, n: int, p: Planned) -> dict[str, Any]:
