@@ -16,7 +16,7 @@ from rempart.config import Settings
 from rempart.jobs import worker
 from rempart.logging import configure_logging
 from rempart.services.runtime import Runtime, build_runtime
-from rempart.web import ops, pages, problems
+from rempart.web import ops, pages, portal, problems
 from rempart.web.api import invoices as api_invoices
 from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
@@ -62,6 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.rt = runtime
     app.state.metrics = Metrics()
     problems.install(app)
+    portal.install(app)
     app.include_router(api_routes.router)
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)

@@ -127,18 +127,22 @@ def field_errors(exc: RequestValidationError | ValidationError) -> list[FieldErr
     return out
 
 
+def rempart_problem(request: Request, exc: RempartError) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ChannelClosed | TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="rempart"'
+    log.info("request.refused", code=exc.code, status=exc.status, path=request.url.path)
+    return problem(
+        exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors, headers=headers
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RempartError)
     async def _rempart(request: Request, exc: RempartError) -> Response:
-        headers: dict[str, str] = {}
-        if isinstance(exc, ChannelClosed | TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after_seconds)
-        if isinstance(exc, NotAuthenticated):
-            headers["WWW-Authenticate"] = 'Bearer realm="rempart"'
-        log.info("request.refused", code=exc.code, status=exc.status, path=request.url.path)
-        return problem(
-            exc.status, exc.code, exc.message, title=exc.title, errors=exc.errors, headers=headers
-        )
+        return rempart_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
