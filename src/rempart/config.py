@@ -6,6 +6,7 @@ passed down. In ``prod``, a missing or default secret stops start-up with the va
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -16,6 +17,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names the environment variable."""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -42,6 +51,9 @@ class Settings(BaseSettings):
     token_requests_per_ip_burst: int = 60
     bad_tokens_per_ip_per_s: float = 2.0
     bad_tokens_per_ip_burst: int = 60
+    # Portal sign-in: ceremonies begun and failed answers, per client IP.
+    signin_attempts_per_ip_per_s: float = 1.0
+    signin_attempts_per_ip_burst: int = 30
 
     # Rights checks.
     care_relationship_days: int = 90
@@ -104,6 +116,11 @@ class Settings(BaseSettings):
 
     def check_for_startup(self) -> None:
         """Refuse to start production on defaults. Names the variable to set."""
+        if _is_ip(self.rp_id):
+            raise ConfigError(
+                "REMPART_BASE_URL: passkeys need a host name (an IP address cannot be a WebAuthn "
+                "RP ID); use http://localhost:<port> locally"
+            )
         if self.env != "prod":
             return
         if not (self.master_key or self.master_key_file):

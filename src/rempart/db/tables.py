@@ -195,6 +195,7 @@ account = Table(
     Column("key_version", SmallInteger, nullable=False),
     _created(),
     Column("disabled_at", UtcDateTime()),
+    Column("contained_at", UtcDateTime()),  # automatic containment: no session, no reads
     CheckConstraint(
         "(role IN ('titulaire', 'collaborateur')) = (structure_id IS NOT NULL)", name="ps_role"
     ),
@@ -210,6 +211,49 @@ invitation = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime()),
     _created(),
+)
+
+passkey = Table(
+    "passkey",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("account_id", Uuid, ForeignKey("account.id"), nullable=False, index=True),
+    Column("credential_id", LargeBinary(1023), nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),  # COSE key: public, not a secret
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("transports", String(100), nullable=False, server_default=""),
+    _created(),
+    Column("last_used_at", UtcDateTime()),
+    Column("revoked_at", UtcDateTime()),
+)
+
+# One WebAuthn ceremony (a challenge sent to a browser): used once, within minutes.
+webauthn_challenge = Table(
+    "webauthn_challenge",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("purpose", String(10), nullable=False),  # register | signin
+    Column("challenge", LargeBinary(64), nullable=False),
+    Column("account_id", Uuid, ForeignKey("account.id")),  # register: who enrols
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Column("used_at", UtcDateTime()),
+    _created(),
+)
+
+# Portal sessions: only a keyed hash of the cookie's random id is stored.
+web_session = Table(
+    "web_session",
+    metadata,
+    Column("id_hash", LargeBinary(32), primary_key=True),
+    Column("id", Uuid, nullable=False, unique=True),  # what the security page names
+    Column("account_id", Uuid, ForeignKey("account.id"), nullable=False, index=True),
+    Column("passkey_id", Uuid, ForeignKey("passkey.id")),
+    Column("device", String(100), nullable=False),
+    _created(),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),  # absolute end
+    Column("revoked_at", UtcDateTime()),
 )
 
 api_client = Table(

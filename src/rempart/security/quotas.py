@@ -18,12 +18,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
+    account,
     api_client,
     api_token,
     containment,
     quota_count,
     security_alert,
     subject_touch,
+    web_session,
 )
 from rempart.db.upsert import insert_for
 from rempart.security import audit
@@ -88,10 +90,11 @@ async def untouch(
 
 async def is_contained(conn: AsyncConnection, principal: Principal) -> bool:
     """Read in the request's own transaction: a containment holds from its commit on."""
-    if principal.kind.value != "client" or principal.id is None:
+    if principal.id is None or principal.kind.value not in ("client", "account"):
         return False
+    table = api_client if principal.kind.value == "client" else account
     at = (
-        await conn.execute(select(api_client.c.contained_at).where(api_client.c.id == principal.id))
+        await conn.execute(select(table.c.contained_at).where(table.c.id == principal.id))
     ).scalar()
     return at is not None
 
@@ -154,7 +157,8 @@ async def contain(
     now: datetime,
     detail: dict[str, Any],
 ) -> UUID:
-    """Revoke every token of the client, refuse new ones, freeze its reads; open the alert."""
+    """Revoke every token of the client (every session of the account), refuse new ones,
+    freeze its reads; open the alert."""
     assert principal.id is not None
     alert_id = await open_alert(
         conn,
@@ -167,16 +171,28 @@ async def contain(
         now=now,
         detail=detail,
     )
-    await conn.execute(
-        update(api_client)
-        .where(api_client.c.id == principal.id, api_client.c.contained_at.is_(None))
-        .values(contained_at=now)
-    )
-    await conn.execute(
-        update(api_token)
-        .where(api_token.c.api_client_id == principal.id, api_token.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    if principal.kind.value == "account":
+        await conn.execute(
+            update(account)
+            .where(account.c.id == principal.id, account.c.contained_at.is_(None))
+            .values(contained_at=now)
+        )
+        await conn.execute(
+            update(web_session)
+            .where(web_session.c.account_id == principal.id, web_session.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    else:
+        await conn.execute(
+            update(api_client)
+            .where(api_client.c.id == principal.id, api_client.c.contained_at.is_(None))
+            .values(contained_at=now)
+        )
+        await conn.execute(
+            update(api_token)
+            .where(api_token.c.api_client_id == principal.id, api_token.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     containment_id = uuid.uuid4()
     await conn.execute(
         containment.insert().values(

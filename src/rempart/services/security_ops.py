@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, select, update
 
 from rempart.db.tables import (
+    account,
     api_client,
     beneficiary,
     containment,
@@ -167,12 +168,18 @@ async def _release(rt: Runtime, conn: Any, row: Any) -> tuple[str, str | None]:
     ).scalar_one()
     if still_open:
         return "lifted_others_open", None
-    secret = tokens.new_secret()
-    await conn.execute(
-        update(api_client)
-        .where(api_client.c.id == row.principal_id)
-        .values(contained_at=None, secret_hash=tokens.secret_hash(rt.keys, secret))
-    )
+    secret: str | None = None
+    if row.principal_kind == "account":  # its sessions stay ended: the person signs in again
+        await conn.execute(
+            update(account).where(account.c.id == row.principal_id).values(contained_at=None)
+        )
+    else:
+        secret = tokens.new_secret()
+        await conn.execute(
+            update(api_client)
+            .where(api_client.c.id == row.principal_id)
+            .values(contained_at=None, secret_hash=tokens.secret_hash(rt.keys, secret))
+        )
     await conn.execute(
         update(quota_count)
         .where(

@@ -17,7 +17,7 @@ from rempart.jobs import worker
 from rempart.logging import configure_logging
 from rempart.services import key_rotation
 from rempart.services.runtime import Runtime, build_runtime
-from rempart.web import ops, pages, problems
+from rempart.web import ops, pages, portal, problems
 from rempart.web.api import invoices as api_invoices
 from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
@@ -65,6 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.rt = runtime
     app.state.metrics = Metrics()
     problems.install(app)
+    portal.install(app)
     app.include_router(api_routes.router)
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)

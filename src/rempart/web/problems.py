@@ -149,6 +149,10 @@ def crashed(exc: Exception, path: str) -> Response:
     )
 
 
+def rempart_problem(request: Request, exc: RempartError) -> Response:
+    return refused(exc, request.url.path)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RempartError)
     async def _rempart(request: Request, exc: RempartError) -> Response:

@@ -1,0 +1,38 @@
+"""The professionals' portal: ``routes`` (views), ``session`` (cookie, CSRF, sign-in gate).
+
+``install(app)`` adds the portal's routes and its error pages: a signed-out person is sent to
+``/connexion``; a refusal on a portal page (an expired form, a page the role may not see) is
+a French HTML page, while the ceremonies' JSON endpoints keep problem+json.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from rempart.domain.errors import RempartError
+from rempart.web import problems
+from rempart.web.pages import render
+from rempart.web.portal import routes
+from rempart.web.portal.session import SignInRequired
+
+_HTML_PREFIXES = ("/portail", "/deconnexion")
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(routes.router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            detail = "Session terminée : reconnectez-vous."
+            return problems.problem(401, "not_authenticated", detail)
+        return RedirectResponse("/connexion", status_code=303)
+
+    @app.exception_handler(RempartError)
+    async def _rempart(request: Request, exc: RempartError) -> Response:
+        html = "text/html" in request.headers.get("accept", "")
+        if html and request.url.path.startswith(_HTML_PREFIXES):
+            return render(request, "portal/erreur.html", {"error": exc}, status_code=exc.status)
+        return problems.rempart_problem(request, exc)
