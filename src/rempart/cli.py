@@ -413,7 +413,8 @@ def _print_run(run: Any) -> None:
     if run.advices == 0 and not run.holds:
         console.print("Rien à payer : aucune facture décidée n'attend de paiement.")
         return
-    state = "simulation (rien n'est enregistré)" if run.dry_run else run.status
+    labels = {"prepared": "préparée", "approved": "validée", "exported": "exportée"}
+    state = "simulation (rien n'est enregistré)" if run.dry_run else labels[run.status]
     console.print(
         f"Campagne {run.id} du {run.run_date:%d/%m/%Y} : {state} — {run.transfers} virements, "
         f"{run.advices} relevés, total {Money(run.total_cents).french()}"

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from rempart.db.tables import bank_account, invoice
 from rempart.db.tables import payment as payment_table
 from rempart.domain.care import Profession
-from rempart.domain.errors import FourEyesViolation
+from rempart.domain.errors import Conflict, FourEyesViolation
 from rempart.domain.roles import Role
 from rempart.security.principal import ActorKind, Principal
 from rempart.services import adjudication, ledger, payments
@@ -378,3 +378,69 @@ async def test_an_invoice_decided_while_a_run_is_prepared_is_in_its_transfer_or_
     balances = await ledger.balances(api.rt, ALICE)
     assert balances[f"ps:{api.pharmacy.structure_id}"] == 0  # nothing owed and marked paid
     assert balances["bank"] == -(2100 + 1400 + 8997)
+
+
+async def test_bank_details_under_review_since_the_prepare_are_not_exported(
+    api: Api, tmp_path: Path
+) -> None:
+    await billed_day(api)
+    run = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, run.id)
+    async with api.rt.db.transaction() as conn:  # a returned transfer elsewhere, meanwhile
+        await conn.execute(
+            update(bank_account)
+            .where(bank_account.c.structure_id == api.optician.structure_id)
+            .values(status="review")
+        )
+    with pytest.raises(payments.BankDetailsChanged) as e:
+        await payments.export(api.rt, ALICE, run.id, tmp_path / "run.xml")
+    assert str(api.optician.structure_id) in e.value.message
+    assert not (tmp_path / "run.xml").exists()  # nothing written, nothing posted
+    assert (await ledger.balances(api.rt, ALICE)).get("bank", 0) == 0  # no transfer posted
+
+
+async def test_a_returned_transfer_that_netted_an_advance_owes_the_advance_again(
+    api: Api, tmp_path: Path
+) -> None:
+    from rempart.services import advances, reconciliation
+
+    await billed_day(api)
+    first = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, first.id)
+    await payments.export(api.rt, ALICE, first.id, tmp_path / "d1.xml")
+    granted = await advances.grant(api.rt, ALICE, api.pharmacy.structure_id, days=30, rate_pct=90)
+    assert granted.amount_cents == 630  # €21.00 over 90 days × 30 days × 90 %
+    with pytest.raises(Conflict):  # not a second one while the first is not absorbed
+        await advances.grant(api.rt, ALICE, api.pharmacy.structure_id, days=30, rate_pct=90)
+    await advances.export(api.rt, ALICE, granted.id, tmp_path / "acompte.xml")
+    api.rt.clock.advance(days=1)  # type: ignore[attr-defined]
+    ph = await api.token()
+    p = api.persons[0]
+    today = api.rt.today().isoformat()
+    number = await check(api, ph, p, care_date=today)
+    for i in (1, 2):  # €3.50 + €7.00 accepted
+        body = invoice_body(api, p, f"N-{i}", number, care_date=today, lines=[line(quantity=i)])
+        body["lines"][0]["amo_amount"] = f"{6.5 * i:.2f}"
+        body["lines"][0]["amc_amount_claimed"] = f"{3.5 * i:.2f}"
+        await send(api, ph, body)
+    await adjudication.decide_all(api.rt)
+    second = await payments.prepare(api.rt, ALICE)
+    await payments.approve(api.rt, BOB, second.id)
+    await payments.export(api.rt, ALICE, second.id, tmp_path / "d2.xml")
+    async with api.rt.db.transaction() as conn:
+        sent = (
+            await conn.execute(
+                select(payment_table).where(
+                    payment_table.c.run_id == second.id,
+                    payment_table.c.structure_id == api.pharmacy.structure_id,
+                )
+            )
+        ).one()
+    assert (sent.amount_cents, sent.netted_cents) == (420, 630)
+    statement = camt054((sent.end_to_end_id, 420, "CRDT", "AC01"))
+    report = await reconciliation.import_statement(api.rt, ALICE, statement, "c.xml")
+    assert [r["end_to_end_id"] for r in report.returned] == [sent.end_to_end_id]
+    balances = await ledger.balances(api.rt, ALICE)
+    assert balances[f"advance:{api.pharmacy.structure_id}"] == 630  # owed back again
+    assert balances[f"ps:{api.pharmacy.structure_id}"] == -1050  # both invoices owed again
+    assert sum(balances.values()) == 0

@@ -72,14 +72,15 @@ class InvoiceStatus(StrEnum):
 
 
 # The only moves an invoice's status makes. A paid invoice is reversed by a credit note (a new
-# ledger entry), never by changing it back.
+# ledger entry), never by changing it back — except when the bank returns its transfer: it was
+# not paid after all, and goes back to accepted, for the next run.
 TRANSITIONS: Mapping[InvoiceStatus, frozenset[InvoiceStatus]] = {
     InvoiceStatus.RECEIVED: frozenset(
         {InvoiceStatus.ACCEPTED, InvoiceStatus.REJECTED, InvoiceStatus.CANCELLED}
     ),
     InvoiceStatus.ACCEPTED: frozenset({InvoiceStatus.PAID, InvoiceStatus.CANCELLED}),
     InvoiceStatus.REJECTED: frozenset({InvoiceStatus.CANCELLED}),
-    InvoiceStatus.PAID: frozenset(),
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.ACCEPTED}),  # a returned transfer
     InvoiceStatus.CANCELLED: frozenset(),
 }
 
@@ -90,6 +91,8 @@ def may_move(current: InvoiceStatus, target: InvoiceStatus) -> bool:
     True
     >>> may_move(InvoiceStatus.PAID, InvoiceStatus.CANCELLED)
     False
+    >>> may_move(InvoiceStatus.PAID, InvoiceStatus.ACCEPTED)  # its transfer came back
+    True
     """
     return target in TRANSITIONS[current]
 

@@ -23,11 +23,12 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from rempart import access
-from rempart.db.tables import advance, bank_account, payment, payment_run
+from rempart.db.tables import advance, bank_account, ledger_posting, payment, payment_run
 from rempart.domain.errors import Conflict, FieldError, Forbidden, InvalidFields, NotFound
+from rempart.domain.ledger import advance as advance_account
 from rempart.domain.ledger import advance_paid
 from rempart.domain.payments import ADVANCE_WINDOW_DAYS, advance_amount, advance_ids
 from rempart.domain.roles import Permission
@@ -35,7 +36,7 @@ from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.services import ledger
 from rempart.services.payments import sepa_file, write_atomically
-from rempart.services.runtime import Runtime
+from rempart.services.runtime import PARIS, Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,40 @@ async def grant(
                 )
             )
         ).scalar_one()
+        open_ = (
+            await conn.execute(
+                select(advance.c.id).where(
+                    advance.c.structure_id == structure_id, advance.c.status == "granted"
+                )
+            )
+        ).first()
+        owed = (
+            await conn.execute(
+                select(
+                    func.coalesce(
+                        func.sum(
+                            case(
+                                (
+                                    ledger_posting.c.debit == advance_account(structure_id),
+                                    ledger_posting.c.amount_cents,
+                                ),
+                                else_=-ledger_posting.c.amount_cents,
+                            )
+                        ),
+                        0,
+                    )
+                ).where(
+                    or_(
+                        ledger_posting.c.debit == advance_account(structure_id),
+                        ledger_posting.c.credit == advance_account(structure_id),
+                    )
+                )
+            )
+        ).scalar_one()
+        if open_ is not None or int(owed) > 0:
+            raise Conflict(
+                "Un acompte de cette structure n'est pas encore absorbé : pas de second acompte."
+            )
         amount = advance_amount(int(paid), days, rate_pct)
         if amount <= 0:
             raise Conflict(
@@ -90,8 +125,24 @@ async def grant(
                 )
             )
         ).first()
+        if account is not None:  # the fraud check of payment runs: an IBAN two PS declare
+            shared = (
+                await conn.execute(
+                    select(func.count(func.distinct(bank_account.c.structure_id))).where(
+                        bank_account.c.iban_bi
+                        == select(bank_account.c.iban_bi)
+                        .where(bank_account.c.id == account.id)
+                        .scalar_subquery(),
+                        bank_account.c.status != "retired",
+                    )
+                )
+            ).scalar_one()
+            if shared > 1:
+                account = None
         if account is None:
-            raise Conflict("Coordonnées bancaires absentes, récentes ou en vérification.")
+            raise Conflict(
+                "Coordonnées bancaires absentes, récentes, partagées ou en vérification."
+            )
         advance_id = uuid.uuid4()
         msg, pmt, e2e, ref = advance_ids(advance_id)
         basis = {"paid_cents": int(paid), "window_days": ADVANCE_WINDOW_DAYS, "days": days,
@@ -129,7 +180,7 @@ async def export(rt: Runtime, actor: Principal, advance_id: UUID, out: Path) -> 
         )  # fmt: skip
         run = SimpleNamespace(
             msg_id=row.msg_id, pmt_inf_id=row.pmt_inf_id, prepared_at=row.granted_at,
-            run_date=row.granted_at.date(),
+            run_date=row.granted_at.astimezone(PARIS).date(),  # a Paris day, as every day
         )  # fmt: skip
         transfer: Any = SimpleNamespace(
             bank_account_id=row.bank_account_id, amount_cents=row.amount_cents,

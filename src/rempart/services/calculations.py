@@ -62,10 +62,12 @@ async def simulate(rt: Runtime, actor: Principal, doc: Mapping[str, Any]) -> Sim
     ]
     if care_date > rt.today():
         errors.append(FieldError("care_date", "la date de soins ne peut pas être dans le futur"))
-    if errors:
-        raise InvalidFields(errors)
     who = doc["beneficiary"]
     birth = date.fromisoformat(who["birth_date"])
+    if birth > care_date:  # checked before anything is read: the engine needs the age
+        errors.append(FieldError("beneficiary.birth_date", "postérieure à la date des soins"))
+    if errors:
+        raise InvalidFields(errors)
     bi = card_index(rt.keys, who["amc_number"], who["adherent_number"], birth, who.get("rank", 1))
     assert actor.structure_id is not None
     calculation_id = uuid.uuid4()
@@ -84,11 +86,11 @@ async def simulate(rt: Runtime, actor: Principal, doc: Mapping[str, Any]) -> Sim
         served = person is not None and expires is not None and expires >= now
         result = None
         if person is not None and served:
-            result = compute(  # InvalidLines (a 422) only for an audio I line without an age
+            result = compute(
                 lines,
                 person.guarantees,
                 consumption=consumption(care_date, look.history.get(person.id, [])),
-                age_years=age_on(birth, care_date) if birth <= care_date else None,
+                age_years=age_on(birth, care_date),
                 responsible=person.responsible,
             )
         await audit.record(

@@ -18,8 +18,10 @@ caught by running it again (``--resume``: no new version, only the re-encryption
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -46,6 +48,17 @@ async def load(rt: Runtime) -> int:
         ).scalar()
     rt.keys.current_version = max(rt.keys.current_version, int(value) if value else 1)
     return rt.keys.current_version
+
+
+async def _left(rt: Runtime, table: Any, target: int) -> int:
+    async with rt.db.read() as conn:
+        return int(
+            (
+                await conn.execute(
+                    select(func.count()).select_from(table).where(table.c.key_version < target)
+                )
+            ).scalar_one()
+        )
 
 
 @dataclass
@@ -88,12 +101,7 @@ async def rotate(
     rt.keys.current_version = target
     done = Rotation(target)
     for table, columns in access.ENCRYPTED:
-        async with rt.db.read() as conn:
-            todo = (
-                await conn.execute(
-                    select(func.count()).select_from(table).where(table.c.key_version < target)
-                )
-            ).scalar_one()
+        todo = await _left(rt, table, target)
         n = 0
         while True:  # passes over the table until one finds nothing left (rows held by
             found, after = 0, None  # another transaction during a pass wait for the next)
@@ -116,7 +124,10 @@ async def rotate(
                 if after is None:
                     break
             if not found:
-                break
+                left = await _left(rt, table, target)
+                if not left:
+                    break
+                await asyncio.sleep(0.5)  # rows another transaction held: wait, then again
         if progress is not None:
             progress(table.name, n, max(todo, n))
         done.rows[table.name] = n

@@ -512,6 +512,8 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                 .order_by(payment.c.end_to_end_id)
             )
         ).all()
+        if run.status == "approved":  # the first export: are the bank details still payable?
+            await _still_payable(conn, rows, now)
         payees = await access.read_payees(
             conn, rt.keys, principal=actor, accounts=[p.bank_account_id for p in rows],
             now=now, purpose="payment_export",
@@ -565,6 +567,36 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
     return _run_of(run, n), digest
 
 
+class BankDetailsChanged(Conflict):
+    code = "bank_details_changed"
+    title = "Coordonnées bancaires modifiées depuis la préparation"
+
+
+async def _still_payable(conn: Any, rows: Sequence[Any], now: datetime) -> None:
+    """Bank details put under review (a returned transfer), retired or replaced since the run
+    was prepared are not paid blindly: the export is refused, naming the structures."""
+    ids = [p.bank_account_id for p in rows]
+    changed = []
+    for i in range(0, len(ids), 10_000):  # the driver binds at most 32,767 parameters
+        changed += list(
+            (
+                await conn.execute(
+                    select(bank_account.c.structure_id).where(
+                        bank_account.c.id.in_(ids[i : i + 10_000]),
+                        or_(bank_account.c.status != "active", bank_account.c.pays_from > now),
+                    )
+                )
+            ).scalars()
+        )
+    if changed:
+        names = ", ".join(str(s) for s in changed[:10])
+        raise BankDetailsChanged(
+            f"Les coordonnées bancaires de {len(changed)} structure(s) ont changé depuis la "
+            f"préparation ({names}) : rien n'est exporté ; vérifiez-les, puis préparez une "
+            "nouvelle campagne pour une autre date."
+        )
+
+
 def write_atomically(out: Path, data: bytes) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -573,6 +605,11 @@ def write_atomically(out: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(out)
+    directory = os.open(out.parent, os.O_RDONLY)
+    try:  # the rename itself is durable before the run is marked exported
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def validate(data: bytes) -> None:

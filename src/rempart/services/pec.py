@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 
 from rempart import access
 from rempart.access import record_refusal
-from rempart.db.tables import pec
+from rempart.db.tables import beneficiary, pec
 from rempart.db.upsert import insert_for
 from rempart.domain.adjudication import (
     RENEWAL_YEARS_MAX,
@@ -216,6 +216,12 @@ async def request(
         )
         person = look.insured.get(bi)
         facts = PecFacts(None)
+        if person is not None and rt.db.dialect == "postgresql":
+            # one PEC decision at a time per person: two requests at once must not both find
+            # the renewal period free (SQLite's writer lock serialises them already)
+            await conn.execute(
+                select(beneficiary.c.id).where(beneficiary.c.id == person.id).with_for_update()
+            )
         if person is not None:
             expires = look.relationships.get((actor.structure_id, person.id))
             history = look.history.get(person.id, [])

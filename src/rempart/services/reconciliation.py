@@ -24,14 +24,17 @@ import orjson
 from sqlalchemy import select, update
 
 from rempart.db.tables import bank_account, bank_statement, invoice, payment
+from rempart.domain.adjudication import InvoiceStatus, may_move
 from rempart.domain.camt import StatementError, parse
 from rempart.domain.errors import FieldError, Forbidden, InvalidFields
-from rempart.domain.ledger import BANK, Posting, ps
+from rempart.domain.ledger import BANK, Posting, advance, ps
 from rempart.domain.roles import Permission
 from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.services import ledger
 from rempart.services.runtime import Runtime
+
+_STATUS_FR = {"planned": "non exporté", "returned": "déjà retourné"}
 
 
 @dataclass
@@ -76,7 +79,8 @@ async def import_statement(rt: Runtime, actor: Principal, data: bytes, filename:
                     {"end_to_end_id": m.end_to_end_id, "amount_cents": m.cents,
                      "debit": m.debit, "return_reason": m.return_reason,
                      "why": "inconnu" if p is None else
-                            ("montant différent" if p.amount_cents != m.cents else p.status)}
+                            ("montant différent" if p.amount_cents != m.cents
+                             else _STATUS_FR.get(p.status, p.status))}
                 )  # fmt: skip
             elif m.return_reason is not None and not m.debit:
                 await _returned(rt, conn, p, m.return_reason, now)
@@ -114,17 +118,23 @@ async def _returned(rt: Runtime, conn: Any, p: Any, reason: str, now: Any) -> No
         .where(payment.c.id == p.id)
         .values(status="returned", return_reason=reason[:10], returned_at=now)
     )
+    assert may_move(InvoiceStatus.PAID, InvoiceStatus.ACCEPTED)  # the table allows it
     await conn.execute(
         update(invoice)
-        .where(invoice.c.payment_id == p.id, invoice.c.status == "paid")
-        .values(status="accepted", payment_id=None)
+        .where(invoice.c.payment_id == p.id, invoice.c.status == InvoiceStatus.PAID.value)
+        .values(status=InvoiceStatus.ACCEPTED.value, payment_id=None)
     )
-    await ledger.post(
-        conn,
-        rt.db.dialect,
-        [(p.id, Posting(BANK, ps(p.structure_id), p.amount_cents, "payment_returned"))],
-        now,
-    )
+    back = [Posting(BANK, ps(p.structure_id), p.amount_cents, "payment_returned")]
+    if p.netted_cents:  # the advance this payment absorbed is owed again: the invoices reopen
+        back.append(
+            Posting(
+                advance(p.structure_id),
+                ps(p.structure_id),
+                p.netted_cents,
+                "advance_netted_returned",
+            )
+        )
+    await ledger.post(conn, rt.db.dialect, [(p.id, b) for b in back], now)
     if p.bank_account_id is not None:
         await conn.execute(
             update(bank_account)
