@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--conns", default="4,8")
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--serve-workers", type=int, default=1)
-    ap.add_argument("--rate-guess", type=int, default=4000, help="invoices/s, to size bodies")
+    ap.add_argument("--rate-guess", type=int, default=9000, help="invoices/s, to size bodies")
     a = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
