@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 
-def show(step: str, r: httpx.Response) -> dict[str, Any]:
+def show(step: str, r: httpx.Response) -> Any:
     body = r.json() if r.content else {}
     print(f"\n── {step}: HTTP {r.status_code}")
     print(json.dumps(body, indent=2, ensure_ascii=False)[:1500])
@@ -119,7 +119,7 @@ def main() -> None:
                 break
             time.sleep(1)
         show("5. decision", http.get(f"/api/v1/invoices/{receipt['invoice_id']}"))
-        paid = show("6. payments received", http.get("/api/v1/payments"))["items"]
+        paid = show("6. payments received", http.get("/api/v1/payments"))
         if paid:  # the remittance advice of the latest transfer: what it pays, invoice by invoice
             show(
                 "7. remittance advice",

@@ -64,9 +64,7 @@ async def test_another_structures_objects_answer_like_missing_ones(
     run = await payments.prepare(api.rt, alice)
     await payments.approve(api.rt, bob, run.id)
     await payments.export(api.rt, alice, run.id, tmp_path / "run.xml")
-    payment_id = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()["items"][0][
-        "payment_id"
-    ]
+    payment_id = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()[0]["payment_id"]
     owned = {  # each object, and the structure's token that does NOT own it
         "/api/v1/invoices/{invoice_id}": (invoice_id, op),
         "/api/v1/invoices/{invoice_id}/cancel": (invoice_id, op),

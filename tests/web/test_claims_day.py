@@ -133,7 +133,7 @@ async def test_the_day_ends_in_a_payment_run_that_pays_it_exactly(
     assert run.total_cents == accepted and run.holds == []
     reported = []
     for token in (pharmacy, optician):
-        for p in (await api.http.get("/api/v1/payments", headers=_auth(token))).json()["items"]:
+        for p in (await api.http.get("/api/v1/payments", headers=_auth(token))).json():
             rsp = await api.http.get(
                 f"/api/v1/payments/{p['payment_id']}/remittance", headers=_auth(token)
             )

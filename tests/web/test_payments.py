@@ -104,7 +104,7 @@ async def test_a_run_pays_the_accepted_amc_parts_once_with_a_valid_stable_file(
     assert balances["bank"] == -2100
 
     r = await api.http.get("/api/v1/payments", headers=_auth(ph))
-    [paid] = r.json()["items"]
+    [paid] = r.json()
     assert (paid["amount"], paid["end_to_end_id"]) == ("21.00", f"RMP{run.id.hex[:12]}-000001")
     assert paid["end_to_end_id"] in text
     rsp = await api.http.get(f"/api/v1/payments/{paid['payment_id']}/remittance", headers=_auth(ph))
@@ -292,7 +292,7 @@ async def test_an_advance_during_a_suspension_is_netted_until_the_ps_is_owed_exa
     assert balances.get(f"advance:{api.pharmacy.structure_id}", 0) == 0  # absorbed
     assert balances["bank"] == -(180000 + 150000)  # €1,800 + €180 advance + €1,320
     assert sum(balances.values()) == 0
-    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()["items"]
+    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()
     latest = listed[0]
     rsp = await api.http.get(
         f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
@@ -341,7 +341,7 @@ async def test_a_credit_note_on_a_paid_invoice_is_netted_by_the_next_runs(
     assert balances[f"advance:{api.pharmacy.structure_id}"] == 700  # €7.00 left to net
     assert balances[f"ps:{api.pharmacy.structure_id}"] == 0
     assert sum(balances.values()) == 0
-    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()["items"]
+    listed = (await api.http.get("/api/v1/payments", headers=_auth(ph))).json()
     latest = listed[0]
     rsp = await api.http.get(
         f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from rempart.domain.money import Money
 from rempart.security.principal import Principal
 from rempart.services import payments
-from rempart.web.api.schemas import PaymentListOut, RemittanceOut, problem_responses
+from rempart.web.api.schemas import PaymentOut, RemittanceOut, problem_responses
 from rempart.web.deps import api_principal, json_response, runtime
 
 router = APIRouter(tags=["Paiements"])
@@ -20,7 +20,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 @router.get(
     "/api/v1/payments",
-    response_model=PaymentListOut,
+    response_model=list[PaymentOut],
     summary="Les paiements reçus par votre structure",
     responses=problem_responses(401, 403, 429),
 )
@@ -28,20 +28,18 @@ async def list_payments(
     request: Request, principal: Annotated[Principal, Depends(api_principal)]
 ) -> Response:
     rows = await payments.list_payments(runtime(request), principal)
-    return json_response(
-        {
-            "items": [
-                {
-                    "payment_id": str(p.id),
-                    "run_id": str(p.run_id),
-                    "amount": str(Money(p.amount_cents)),
-                    "end_to_end_id": p.end_to_end_id,
-                    "remittance_ref": p.remittance_ref,
-                    "executed_on": p.executed_on.isoformat(),
-                }
-                for p in rows
-            ]
-        },
+    return json_response(  # DESIGN §5: a list, newest first
+        [
+            {
+                "payment_id": str(p.id),
+                "run_id": str(p.run_id),
+                "amount": str(Money(p.amount_cents)),
+                "end_to_end_id": p.end_to_end_id,
+                "remittance_ref": p.remittance_ref,
+                "executed_on": p.executed_on.isoformat(),
+            }
+            for p in rows
+        ],
         headers=_NO_STORE,
     )
 

@@ -351,10 +351,6 @@ class PaymentOut(BaseModel):
     executed_on: date
 
 
-class PaymentListOut(BaseModel):
-    items: list[PaymentOut]
-
-
 class RemittanceLineOut(BaseModel):
     invoice_id: UUID
     invoice_number: str
