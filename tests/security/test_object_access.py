@@ -15,6 +15,7 @@ from rempart.db.tables import audit_event, bank_account
 from rempart.domain.roles import Role
 from rempart.security.principal import ActorKind, Principal
 from rempart.services import adjudication, payments
+from tests.security.test_red_team import report
 from tests.web.conftest import Api
 from tests.web.test_invoices import _auth, check, invoice_body, send
 from tests.web.test_pec import ask, quote
@@ -98,6 +99,9 @@ async def test_another_structures_objects_answer_like_missing_ones(
             )
         ).scalar_one()
     assert refusals_after - refusals_before == 2 * len(ROUTES)  # every refusal audited
+    report(
+        "(d) object-level access across structures", 0, None, f"{len(ROUTES)} routes, 0 cross reads"
+    )
     # and the owners still see their own objects, untouched
     assert (await api.http.get(f"/api/v1/invoices/{invoice_id}", headers=_auth(ph))).json()[
         "status"

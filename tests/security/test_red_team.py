@@ -27,8 +27,10 @@ from tests import factories as f
 CARE = "2026-12-01"
 
 
-def report(scenario: str, obtained: int, seconds: float | None) -> None:
-    took = "never contained" if seconds is None else f"contained after {seconds * 1000:.0f} ms"
+def report(scenario: str, obtained: int, seconds: float | None, outcome: str | None = None) -> None:
+    took = outcome or (
+        "never contained" if seconds is None else f"contained after {seconds * 1000:.0f} ms"
+    )
     sys.__stderr__.write(f"\n[red-team] {scenario}: {obtained} records obtained, {took}\n")  # type: ignore[union-attr]
 
 
