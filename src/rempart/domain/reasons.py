@@ -75,6 +75,10 @@ class Reason:
     def as_json(self) -> dict[str, str]:
         return {"code": self.code.value, "kind": self.kind.value}
 
+    def as_answer(self) -> dict[str, str]:
+        """As the professional reads it: the code, its French label, its kind."""
+        return {"code": self.code.value, "label": self.code.label, "kind": self.kind.value}
+
     @classmethod
     def from_json(cls, value: dict[str, str]) -> Reason:
         return cls(Code(value["code"]), Kind(value["kind"]))

@@ -41,7 +41,22 @@ async def require_json(request: Request) -> None:
         raise UnsupportedMediaType("Le corps doit être envoyé en application/json.")
 
 
-__all__ = ["api_principal", "json_response", "require_json", "runtime"]
+__all__ = [
+    "NO_STORE",
+    "api_principal",
+    "json_response",
+    "replay_headers",
+    "require_json",
+    "runtime",
+]
+
+# Answers that carry personal or financial data are never cached.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def replay_headers(replayed: bool) -> dict[str, str]:
+    """The headers of an idempotent answer: a replay says so."""
+    return {**NO_STORE, "Idempotent-Replayed": "true"} if replayed else NO_STORE
 
 
 def json_response(

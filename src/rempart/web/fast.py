@@ -23,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rempart.domain.errors import RempartError
 from rempart.services import auth
 from rempart.web import problems
-from rempart.web.api.routes import NO_STORE, answer_rights_check, rights_check_json
+from rempart.web.api.routes import answer_rights_check, rights_check_json
 from rempart.web.api.schemas import RightsCheckIn
+from rempart.web.deps import NO_STORE
 
 PATH = "/api/v1/rights-checks"
 _HEADERS = [

@@ -32,7 +32,14 @@ from rempart.web.api.schemas import (
     InvoiceReceiptOut,
     problem_responses,
 )
-from rempart.web.deps import api_principal, json_response, require_json, runtime
+from rempart.web.deps import (
+    NO_STORE,
+    api_principal,
+    json_response,
+    replay_headers,
+    require_json,
+    runtime,
+)
 from rempart.web.problems import field_errors
 
 router = APIRouter(tags=["Factures"])
@@ -46,7 +53,6 @@ IdempotencyKey = Annotated[
         description="Clé unique par facture (ou par lot) : un renvoi rend la première réponse.",
     ),
 ]
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _doc(body: InvoiceIn) -> dict[str, Any]:
@@ -70,8 +76,7 @@ async def submit_invoice(
     receipt = await invoices.submit(
         runtime(request), principal, _doc(body), idempotency_key=idempotency_key
     )
-    headers = {**_NO_STORE, **({"Idempotent-Replayed": "true"} if receipt.replayed else {})}
-    return json_response(receipt.as_json(), status=202, headers=headers)
+    return json_response(receipt.as_json(), status=202, headers=replay_headers(receipt.replayed))
 
 
 @router.post(
@@ -100,8 +105,7 @@ async def submit_batch(
     arl, replayed = await invoices.submit_batch(
         runtime(request), principal, items, idempotency_key=idempotency_key, batch_hash=batch_hash
     )
-    headers = {**_NO_STORE, **({"Idempotent-Replayed": "true"} if replayed else {})}
-    return json_response(arl, status=202, headers=headers)
+    return json_response(arl, status=202, headers=replay_headers(replayed))
 
 
 def _euros(cents: int | None) -> str | None:
@@ -109,11 +113,7 @@ def _euros(cents: int | None) -> str | None:
 
 
 def _reasons(text: str) -> list[dict[str, str]]:
-    out = []
-    for value in orjson.loads(text):
-        r = Reason.from_json(value)
-        out.append({"code": r.code.value, "label": r.code.label, "kind": r.kind.value})
-    return out
+    return [Reason.from_json(value).as_answer() for value in orjson.loads(text)]
 
 
 @router.get(
@@ -149,7 +149,7 @@ async def get_invoice(
                 for line in found.lines
             ],
         },
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 
@@ -207,7 +207,7 @@ async def list_invoices(
             ],
             "next_cursor": _next_cursor(rows[-1]) if len(rows) == limit else None,
         },
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 
@@ -223,7 +223,7 @@ async def credit_invoice(
 ) -> Response:
     cents = await invoices.credit(runtime(request), principal, invoice_id)
     return json_response(
-        {"invoice_id": str(invoice_id), "credited_amount": str(Money(cents))}, headers=_NO_STORE
+        {"invoice_id": str(invoice_id), "credited_amount": str(Money(cents))}, headers=NO_STORE
     )
 
 
@@ -238,7 +238,7 @@ async def cancel_invoice(
     principal: Annotated[Principal, Depends(api_principal)],
 ) -> Response:
     status = await invoices.cancel(runtime(request), principal, invoice_id)
-    return json_response({"invoice_id": str(invoice_id), "status": status}, headers=_NO_STORE)
+    return json_response({"invoice_id": str(invoice_id), "status": status}, headers=NO_STORE)
 
 
 @router.post(
@@ -278,5 +278,5 @@ async def calculation(
                 for i, r in enumerate(result.lines if result is not None else (), 1)
             ],
         },
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )

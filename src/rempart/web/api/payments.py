@@ -12,10 +12,9 @@ from rempart.domain.money import Money
 from rempart.security.principal import Principal
 from rempart.services import payments
 from rempart.web.api.schemas import PaymentOut, RemittanceOut, problem_responses
-from rempart.web.deps import api_principal, json_response, runtime
+from rempart.web.deps import NO_STORE, api_principal, json_response, runtime
 
 router = APIRouter(tags=["Paiements"])
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get(
@@ -40,7 +39,7 @@ async def list_payments(
             }
             for p in rows
         ],
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 
@@ -62,7 +61,7 @@ async def remittance(
             payments.remittance_csv(head, lines),
             media_type="text/csv; charset=utf-8",
             headers={
-                **_NO_STORE,
+                **NO_STORE,
                 "Content-Disposition": f'attachment; filename="{head.remittance_ref}.csv"',
             },
         )
@@ -81,13 +80,10 @@ async def remittance(
                     "care_date": ln.care_date.isoformat(),
                     "status": ln.status,
                     "amc_amount": str(Money(ln.amc_cents)),
-                    "reasons": [
-                        {"code": r.code.value, "label": r.code.label, "kind": r.kind.value}
-                        for r in ln.reasons
-                    ],
+                    "reasons": [r.as_answer() for r in ln.reasons],
                 }
                 for ln in lines
             ],
         },
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )

@@ -14,14 +14,20 @@ from rempart.services import pec
 from rempart.services.pec import PecAnswer
 from rempart.web.api.invoices import IdempotencyKey
 from rempart.web.api.schemas import PecIn, PecOut, problem_responses
-from rempart.web.deps import api_principal, json_response, require_json, runtime
+from rempart.web.deps import (
+    NO_STORE,
+    api_principal,
+    json_response,
+    replay_headers,
+    require_json,
+    runtime,
+)
 
 router = APIRouter(tags=["Prises en charge"])
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _reasons(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:
-    return [{"code": r.code.value, "label": r.code.label, "kind": r.kind.value} for r in reasons]
+    return [r.as_answer() for r in reasons]
 
 
 def _out(a: PecAnswer) -> dict[str, Any]:
@@ -67,8 +73,11 @@ async def request_pec(
         body.model_dump(mode="json", exclude_none=True),
         idempotency_key=idempotency_key,
     )
-    headers = {**_NO_STORE, **({"Idempotent-Replayed": "true"} if answer.replayed else {})}
-    return json_response(_out(answer), status=200 if answer.replayed else 201, headers=headers)
+    return json_response(
+        _out(answer),
+        status=200 if answer.replayed else 201,
+        headers=replay_headers(answer.replayed),
+    )
 
 
 @router.get(
@@ -80,9 +89,7 @@ async def request_pec(
 async def get_pec(
     pec_id: UUID, request: Request, principal: Annotated[Principal, Depends(api_principal)]
 ) -> Response:
-    return json_response(
-        _out(await pec.get(runtime(request), principal, pec_id)), headers=_NO_STORE
-    )
+    return json_response(_out(await pec.get(runtime(request), principal, pec_id)), headers=NO_STORE)
 
 
 @router.post(
@@ -95,4 +102,4 @@ async def cancel_pec(
     pec_id: UUID, request: Request, principal: Annotated[Principal, Depends(api_principal)]
 ) -> Response:
     answer = await pec.cancel(runtime(request), principal, pec_id)
-    return json_response(_out(answer), headers=_NO_STORE)
+    return json_response(_out(answer), headers=NO_STORE)

@@ -23,11 +23,16 @@ from rempart.web.api.schemas import (
     TokenOut,
     problem_responses,
 )
-from rempart.web.deps import api_principal, client_ip, json_response, require_json, runtime
+from rempart.web.deps import (
+    NO_STORE,
+    api_principal,
+    client_ip,
+    json_response,
+    require_json,
+    runtime,
+)
 
 router = APIRouter()
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 class UnsupportedGrantType(RempartError):
