@@ -513,3 +513,14 @@ async def test_the_same_line_twice_in_one_invoice_is_two_cares_and_the_invoice_a
     assert b["status"] == "rejected"
     assert [[x["code"] for x in ln["reasons"]] for ln in b["lines"]] == [["R10"], ["R10"]]
     assert c["status"] == "accepted"
+
+
+async def test_a_calculations_field_error_names_the_field_of_the_request(api: Api) -> None:
+    token = await api.token()
+    p = api.persons[0]
+    await check(api, token, p)
+    bad = {k: v for k, v in line(amo_amount="11.00").items() if k != "amc_amount_claimed"}
+    body = {"care_date": CARE, "beneficiary": p.card(api.insurer.amc_number), "lines": [bad]}
+    r = await api.http.post("/api/v1/calculations", json=body, headers=_auth(token))
+    got = assert_problem(r, 422, "invalid_fields")
+    assert [e["field"] for e in got["errors"]] == ["lines.0.amo_amount"]

@@ -402,9 +402,14 @@ def form_problems(claim: Claim) -> list[FieldError]:
 
 
 def lines_problems(lines: Sequence[ClaimLine], care_date: date) -> list[FieldError]:
-    problems = input_problems([to_line(line, care_date) for line in lines])
+    return request_problems([to_line(line, care_date) for line in lines])
+
+
+def request_problems(lines: Sequence[Line]) -> list[FieldError]:
+    """The calculation's input checks, each naming the field as the request names it
+    (``lines.0.amo_rate``, not the engine's ``amo_rate_pct``)."""
     out = []
-    for p in problems:
+    for p in input_problems(lines):
         head, _, name = p.field.rpartition(".")
         out.append(FieldError(f"{head}.{_CALC_FIELD.get(name, name)}", p.reason))
     return out

@@ -22,9 +22,10 @@ from rempart.domain.adjudication import (
     age_on,
     calculation_line,
     consumption,
+    request_problems,
     years_before,
 )
-from rempart.domain.calculation import Calculation, compute, input_problems
+from rempart.domain.calculation import Calculation, compute
 from rempart.domain.care import PROFESSION_DOMAINS
 from rempart.domain.channels import Channel
 from rempart.domain.errors import FieldError, InvalidFields
@@ -55,7 +56,7 @@ async def simulate(rt: Runtime, actor: Principal, doc: Mapping[str, Any]) -> Sim
     care_date = date.fromisoformat(doc["care_date"])
     lines = [calculation_line(line, care_date) for line in doc["lines"]]
     allowed = PROFESSION_DOMAINS[actor.profession] if actor.profession else frozenset()
-    errors = input_problems(lines) + [
+    errors = request_problems(lines) + [
         FieldError(f"lines.{i}.domain", "domaine non autorisé pour votre profession")
         for i, line in enumerate(lines)
         if line.domain not in allowed
