@@ -179,11 +179,15 @@ async def _existing(conn: Any, run_date: date) -> Run | None:
     row = (
         await conn.execute(select(payment_run).where(payment_run.c.run_date == run_date))
     ).first()
-    if row is None:
-        return None
+    return None if row is None else await _reread(conn, row.id)
+
+
+async def _reread(conn: Any, run_id: UUID) -> Run:
+    """The run as stored now, with the number of its payments (transfers and advices)."""
+    row = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
     n = (
         await conn.execute(
-            select(func.count()).select_from(payment).where(payment.c.run_id == row.id)
+            select(func.count()).select_from(payment).where(payment.c.run_id == run_id)
         )
     ).scalar_one()
     return _run_of(row, n)
@@ -427,13 +431,7 @@ async def approve(rt: Runtime, actor: Principal, run_id: UUID) -> Run:
                 conn, at=rt.now(), actor=actor, channel="cli", purpose="payment_approve",
                 result="approved", detail={"run_id": str(run_id)},
             )  # fmt: skip
-        row = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
-        n = (
-            await conn.execute(
-                select(func.count()).select_from(payment).where(payment.c.run_id == run_id)
-            )
-        ).scalar_one()
-    return _run_of(row, n)
+        return await _reread(conn, run_id)
 
 
 async def _locked(rt: Runtime, conn: Any, run_id: UUID) -> Any:
@@ -558,13 +556,7 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                 + [(n.id, advance_netted(n.structure_id, int(n.netted_cents))) for n in netted],
                 now,
             )
-        run = (await conn.execute(select(payment_run).where(payment_run.c.id == run_id))).one()
-        n = (
-            await conn.execute(
-                select(func.count()).select_from(payment).where(payment.c.run_id == run_id)
-            )
-        ).scalar_one()
-    return _run_of(run, n), digest
+        return await _reread(conn, run_id), digest
 
 
 class BankDetailsChanged(Conflict):
@@ -632,6 +624,14 @@ class PaymentOut:
     executed_on: date
     netted_cents: int = 0  # kept back to absorb an advance
 
+    @classmethod
+    def of(cls, r: Any) -> PaymentOut:
+        """From a ``payment`` row joined with its run's ``run_date``."""
+        return cls(
+            r.id, r.run_id, r.amount_cents, r.end_to_end_id, r.remittance_ref, r.run_date,
+            r.netted_cents,
+        )  # fmt: skip
+
 
 async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
     if actor.structure_id is None or not actor.may(Permission.VIEW_PAYMENTS):
@@ -643,18 +643,7 @@ async def list_payments(rt: Runtime, actor: Principal) -> list[PaymentOut]:
             .where(payment.c.structure_id == actor.structure_id, payment_run.c.status == "exported")
             .order_by(payment_run.c.run_date.desc())
         )
-        return [
-            PaymentOut(
-                r.id,
-                r.run_id,
-                r.amount_cents,
-                r.end_to_end_id,
-                r.remittance_ref,
-                r.run_date,
-                r.netted_cents,
-            )
-            for r in rows
-        ]
+        return [PaymentOut.of(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -730,11 +719,7 @@ async def remittance(
         )
         for i in invoices
     ]
-    out = PaymentOut(
-        head.id, head.run_id, head.amount_cents, head.end_to_end_id, head.remittance_ref,
-        head.run_date, head.netted_cents,
-    )  # fmt: skip
-    return out, lines
+    return PaymentOut.of(head), lines
 
 
 def remittance_csv(p: PaymentOut, lines: Sequence[RemittanceLine]) -> str:
