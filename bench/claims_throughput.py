@@ -43,7 +43,7 @@ from rempart.testing.postgres import Cluster
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from rights_check import PG_SETTINGS, REMPART, free_port  # noqa: E402
+from rights_check import PG_SETTINGS, REMPART, bench_token, free_port, serve  # noqa: E402
 
 PER_BATCH = 100
 
@@ -182,30 +182,9 @@ def main() -> None:
              "--export-fixtures", str(tmp / "fx")],
             env=env, check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        client = next(
-            c for c in json.loads((tmp / "fx" / "clients.json").read_text()) if c.get("bench")
-        )
-        log = (tmp / "serve.log").open("w")
-        server = subprocess.Popen(
-            [REMPART, "serve", "--port", str(port), "--workers", str(a.serve_workers),
-             "--no-worker"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        server = serve(env, port, a.serve_workers, tmp / "serve.log")
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = httpx.post(
-            f"{url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client["client_id"],
-                "client_secret": client["client_secret"],
-            },
-        ).json()["access_token"]
+        token = bench_token(url, tmp / "fx")
         cards = list(csv.DictReader((tmp / "fx" / "cards.csv").read_text().splitlines()))
         engaged = engage(url, token, random.Random(3).sample(cards, min(a.cards, len(cards))))
         levels = [int(c) for c in a.conns.split(",")]

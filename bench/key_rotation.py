@@ -15,7 +15,6 @@ Nothing is written in clear by construction (``access.reencrypt_batch`` re-encry
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,11 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rights_check import PG_SETTINGS, REMPART, bodies, free_port, wrk
+from rights_check import PG_SETTINGS, REMPART, bench_token, bodies, free_port, serve, wrk
 
 from rempart.testing.postgres import Cluster
 
@@ -59,28 +56,9 @@ def main() -> None:
         )  # fmt: skip
         print(f"# seeded {a.rows:,} in {time.perf_counter() - t0:.0f} s; nproc={os.cpu_count()}")
         bodies(tmp / "fx" / "cards.csv", tmp / "bodies.jsonl")
-        client = next(
-            c for c in json.loads((tmp / "fx" / "clients.json").read_text()) if c.get("bench")
-        )
-        server = subprocess.Popen(
-            [REMPART, "serve", "--port", str(port), "--workers", "1", "--no-worker"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        server = serve(env, port, 1, tmp / "serve.log")
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = httpx.post(
-            f"{url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client["client_id"],
-                "client_secret": client["client_secret"],
-            },
-        ).json()["access_token"]
+        token = bench_token(url, tmp / "fx")
         load: dict[str, float] = {}
         started = time.perf_counter()
         rotation = subprocess.Popen(

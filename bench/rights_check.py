@@ -94,6 +94,38 @@ def wrk(url: str, conns: int, seconds: int, path: Path, token: str) -> dict[str,
     }
 
 
+def serve(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """``rempart serve --no-worker`` on ``port``, returned once ``/healthz`` answers."""
+    server = subprocess.Popen(
+        [REMPART, "serve", "--port", str(port), "--workers", str(workers), "--no-worker"],
+        env={**env, "REMPART_LOG_LEVEL": "warning"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return server
+
+
+def bench_token(url: str, fixtures: Path) -> str:
+    """A token of the demo's load-test client (raised ceilings: containment does not trip)."""
+    client = next(c for c in json.loads((fixtures / "clients.json").read_text()) if c.get("bench"))
+    return str(
+        httpx.post(
+            f"{url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+            },
+        ).json()["access_token"]
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -139,31 +171,9 @@ def main() -> None:
             flush=True,
         )
         bodies(tmp / "fx" / "cards.csv", tmp / "bodies.jsonl")
-        client = next(
-            c for c in json.loads((tmp / "fx" / "clients.json").read_text()) if c.get("bench")
-        )
-        log = (tmp / "serve.log").open("w")
-        server = subprocess.Popen(
-            [REMPART, "serve", "--port", str(port), "--workers", str(a.workers), "--no-worker"],
-            env={**env, "REMPART_LOG_LEVEL": "warning"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        server = serve(env, port, a.workers, tmp / "serve.log")
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = httpx.post(
-            f"{url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client["client_id"],
-                "client_secret": client["client_secret"],
-            },
-        ).json()["access_token"]
+        token = bench_token(url, tmp / "fx")
         print(
             "| conc | run | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|",
             flush=True,
