@@ -398,11 +398,7 @@ def claim_from_doc(doc: Mapping[str, Any], received_on: date) -> Claim:
 
 def form_problems(claim: Claim) -> list[FieldError]:
     """The calculation's input checks on the invoice's lines, in the invoice's field names."""
-    return lines_problems(claim.lines, claim.care_date)
-
-
-def lines_problems(lines: Sequence[ClaimLine], care_date: date) -> list[FieldError]:
-    return request_problems([to_line(line, care_date) for line in lines])
+    return request_problems([to_line(line, claim.care_date) for line in claim.lines])
 
 
 def request_problems(lines: Sequence[Line]) -> list[FieldError]:

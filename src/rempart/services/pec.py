@@ -35,7 +35,7 @@ from rempart.domain.adjudication import (
     age_on,
     claim_line,
     consumption,
-    lines_problems,
+    request_problems,
     to_line,
     years_before,
 )
@@ -155,13 +155,14 @@ def _form(actor: Principal, doc: Mapping[str, Any], today: date) -> Quote:
     if care_date > today:
         errors.append(FieldError("care_date", "la date du devis ne peut pas être dans le futur"))
     birth = date.fromisoformat(doc["beneficiary"]["birth_date"])
-    errors += lines_problems(claims, care_date)
+    lines = tuple(to_line(c, care_date) for c in claims)
+    errors += request_problems(lines)
     if errors:
         raise InvalidFields(errors)
     return Quote(
         domain,
         care_date,
-        tuple(to_line(c, care_date) for c in claims),
+        lines,
         tuple(c.amc_claimed for c in claims),
         vision_change=bool(doc.get("vision_change", False)),
         age_years=age_on(birth, care_date) if birth <= care_date else None,
