@@ -864,6 +864,48 @@ async def read_payees(
     }
 
 
+# -- notifications: the address a mail goes to ---------------------------------------------
+
+
+async def mail_recipients(
+    conn: AsyncConnection,
+    keys: KeyRing,
+    *,
+    principal: Principal,
+    accounts: Sequence[UUID],
+    now: datetime,
+) -> dict[UUID, str]:
+    """Decrypt the e-mail addresses of these accounts to deliver their notifications: one
+    audit row per account (subject ``account``, category ``contact``)."""
+    if not accounts:
+        return {}
+    rows = (
+        await conn.execute(
+            select(account.c.id, account.c.email_enc, account.c.structure_id).where(
+                account.c.id.in_(list(accounts)[:_IDS_PER_QUERY])
+            )
+        )
+    ).all()
+    if rows:
+        await conn.execute(
+            audit_event.insert(),
+            [
+                audit.row(
+                    at=now,
+                    actor=principal,
+                    channel="worker",
+                    purpose="notification",
+                    result="ok",
+                    subject_kind="account",
+                    subject_id=r.id,
+                    categories=("contact",),
+                )
+                for r in rows
+            ],
+        )
+    return {r.id: keys.decrypt("account", "email", r.id, r.email_enc) for r in rows}
+
+
 # -- key rotation: re-encrypting stored personal data under the current data-key version ------
 
 # (table, [(column, name in the ciphertext's associated data)]) of every encrypted column.

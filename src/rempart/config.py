@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # rights is refused unless the operator passes --accept-closures.
     import_closure_ratio_max: float = 0.2
 
+    # Mail to accounts (notifications): delivered by the worker when an SMTP server is set,
+    # ``smtp://host:port`` (plain, loopback relay) or ``smtps://user:password@host:port``.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "Rempart <ne-pas-repondre@localhost>"
+
     # Request limits.
     body_bytes_max: int = 1_000_000
 

@@ -662,6 +662,27 @@ bank_statement = Table(
     Column("report", Text, nullable=False),  # JSON: booked, returned, unmatched
 )
 
+# -- notifications -----------------------------------------------------------------------------
+
+# Mail to an account's existing channel (new passkey, new device, bank-details change, incident
+# notices). Queued in the transaction of the event it reports; the worker delivers it over SMTP
+# when ``REMPART_SMTP_URL`` is set. The recipient's address is read (and audited) at delivery
+# through ``access.mail_recipients``; the body never holds a secret or a beneficiary's data.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("account_id", Uuid, ForeignKey("account.id"), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    _created(),
+    Column("sent_at", UtcDateTime()),
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("last_error", String(300)),
+)
+Index("ix_mail_outbox_pending", mail_outbox.c.created_at, postgresql_where=text("sent_at IS NULL"))
+
 # -- installation-wide settings (e.g. the marker of a demo database) -------------------------
 
 setting = Table(

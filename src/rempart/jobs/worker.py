@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import delete
 
 from rempart.db.tables import api_token
-from rempart.services import adjudication, audit_log, key_rotation
+from rempart.services import adjudication, audit_log, key_rotation, outbox
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.worker")
@@ -40,8 +40,14 @@ async def decide_invoices(rt: Runtime) -> int:
     return await adjudication.decide_all(rt)
 
 
+async def deliver_mail(rt: Runtime) -> int:
+    """Send pending notifications when an SMTP server is configured."""
+    return await outbox.deliver(rt)
+
+
 JOBS: tuple[tuple[str, Job], ...] = (
     ("decide_invoices", decide_invoices),
+    ("deliver_mail", deliver_mail),
     ("purge_expired_tokens", purge_expired_tokens),
     ("seal_audit_log", seal_audit_log),
 )
