@@ -35,36 +35,6 @@ REMPART = str(Path(sys.executable).with_name("rempart"))
 WARMUP = 300
 
 
-def _without_bookkeeping() -> None:
-    """The fast path's two statements without the audit row and the quota counting, for this
-    measurement only: the same read, the same engagement and care relationship."""
-    from rempart import access
-    from rempart.security import audit
-
-    a, e = access._A, access._E
-    types = {
-        "id": "uuid", "at": "timestamptz", "actor_kind": "varchar", "actor_id": "uuid",
-        "actor_label": "varchar", "structure_id": "uuid", "ocam_id": "uuid",
-        "channel": "varchar", "purpose": "varchar", "subject_kind": "varchar",
-        "subject_id": "uuid", "categories": "varchar", "result": "varchar", "detail": "text",
-    }  # fmt: skip
-    unused = ", ".join(f"{a[f]}::{types[f]}" for f in audit.ROW_FIELDS)
-    access._COUNT_AND_READ = """
-SELECT false AS frozen, 1 AS new_count, NULL::int AS structure_total,
-       b.id, b.ocam_id, b.nir_bi, b.valid_from, b.valid_to, b.closed_on, b.is_canary,
-       c.code, c.label, c.valid_from AS c_from, c.valid_to AS c_to,
-       g.domain, g.formula, g.rate_pct, g.flat_amount_cents, g.ceiling_amount_cents, g.period,
-       g.valid_from AS g_from, g.valid_to AS g_to
-FROM (SELECT $1::uuid, $2::date, $3::varchar, $4::uuid, $5::uuid, $7::int) st
-LEFT JOIN beneficiary b ON b.card_bi = $6::bytea
-LEFT JOIN contract c ON c.id = b.contract_id
-LEFT JOIN guarantee g ON g.contract_id = c.id AND g.domain = $8::varchar
-"""
-    engage = access._AUDIT_AND_ENGAGE.split("), e AS (", 1)[1]
-    access._AUDIT_AND_ENGAGE = f"WITH x AS (SELECT {unused}), e AS ({engage}"
-    del e
-
-
 async def measure(env: dict[str, str], mode: str, requests: int) -> None:
     framework = mode == "framework"
     import httpx
@@ -83,7 +53,9 @@ async def measure(env: dict[str, str], mode: str, requests: int) -> None:
 
         fast.RightsFastPath.__call__ = through  # type: ignore[method-assign]
     if mode == "unaudited":
-        _without_bookkeeping()
+        from unaudited import without_bookkeeping
+
+        without_bookkeeping()
     app = app_module.create_app(Settings())
     fx = Path(env["REMPART_DATA_DIR"]) / "fx"
     client = next(c for c in json.loads((fx / "clients.json").read_text()) if c.get("bench"))

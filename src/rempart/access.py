@@ -225,11 +225,16 @@ class _Seen:
         )
 
 
-# -- the hot path on PostgreSQL: one statement counts and reads, one audits and engages --------
+# -- the hot path on PostgreSQL: one statement touches and reads, one audits, engages, counts -
 
-# The card is counted for the principal and its structure (DESIGN §4.4) and read in the same
-# statement; nothing is read when the principal is contained or past its hard ceiling.
-_COUNT_AND_READ = """
+# The card is recorded as touched by the principal and its structure (DESIGN §4.4) and read in
+# the same statement; nothing is read when the principal is contained or when the count it
+# would reach is past its hard ceiling. The counts themselves (one row per principal per day,
+# that every new card of the principal increments) are taken in the last statement, just
+# before the commit: the row lock they hold serialises one principal's checks, for as short a
+# time as possible. The count read here, before locking, is a lower bound; the caller decides
+# on the exact count the last statement returns, and rolls everything back when it differs.
+_TOUCH_AND_READ = """
 WITH frozen AS (
     SELECT EXISTS (
         SELECT 1 FROM api_client WHERE id = $1::uuid AND contained_at IS NOT NULL
@@ -238,41 +243,34 @@ WITH frozen AS (
     INSERT INTO subject_touch (day, principal_kind, principal_id, subject_bi)
     SELECT $2::date, $3::varchar, $4::uuid, $6::bytea FROM frozen WHERE NOT f
     ON CONFLICT DO NOTHING RETURNING 1
-), c1 AS (
-    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
-    SELECT $2::date, $3::varchar, $4::uuid, 1 FROM t1
-    ON CONFLICT (day, principal_kind, principal_id)
-    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
-    RETURNING distinct_subjects
 ), t2 AS (
     INSERT INTO subject_touch (day, principal_kind, principal_id, subject_bi)
     SELECT $2::date, 'structure', $5::uuid, $6::bytea FROM frozen WHERE NOT f
     ON CONFLICT DO NOTHING RETURNING 1
-), c2 AS (
-    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
-    SELECT $2::date, 'structure', $5::uuid, 1 FROM t2
-    ON CONFLICT (day, principal_kind, principal_id)
-    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
-    RETURNING distinct_subjects
 ), st AS (
     SELECT (SELECT f FROM frozen) AS frozen,
-           (SELECT distinct_subjects FROM c1) AS new_count,
-           (SELECT distinct_subjects FROM c2) AS structure_total
+           EXISTS (SELECT 1 FROM t1) AS new_subject,
+           EXISTS (SELECT 1 FROM t2) AS new_for_structure,
+           (SELECT distinct_subjects FROM quota_count
+            WHERE day = $2::date AND principal_kind = $3::varchar AND principal_id = $4::uuid
+           ) AS counted
 )
-SELECT st.frozen, st.new_count, st.structure_total,
+SELECT st.frozen, st.new_subject, st.new_for_structure,
        b.id, b.ocam_id, b.nir_bi, b.valid_from, b.valid_to, b.closed_on, b.is_canary,
        c.code, c.label, c.valid_from AS c_from, c.valid_to AS c_to,
        g.domain, g.formula, g.rate_pct, g.flat_amount_cents, g.ceiling_amount_cents, g.period,
        g.valid_from AS g_from, g.valid_to AS g_to
 FROM st
 LEFT JOIN beneficiary b
-       ON b.card_bi = $6::bytea AND NOT st.frozen AND coalesce(st.new_count, 0) <= $7::int
+       ON b.card_bi = $6::bytea AND NOT st.frozen
+          AND coalesce(st.counted, 0) + st.new_subject::int <= $7::int
 LEFT JOIN contract c ON c.id = b.contract_id
 LEFT JOIN guarantee g ON g.contract_id = c.id AND g.domain = $8::varchar
 """
 
-# Bound parameters: the audit row's columns in ``audit.ROW_FIELDS`` order, then the
-# engagement's (``_ENGAGEMENT_FIELDS``, all None when the answer opens none).
+# Bound parameters of the last statement: the audit row's columns in ``audit.ROW_FIELDS``
+# order, the engagement's (``_ENGAGEMENT_FIELDS``, all None when the answer opens none), then
+# the counting's (``_COUNT_FIELDS``).
 _ENGAGEMENT_FIELDS = (
     "id",
     "number",
@@ -282,11 +280,28 @@ _ENGAGEMENT_FIELDS = (
     "fingerprint",
     "relationship_expires",
 )
+_COUNT_FIELDS = ("day", "principal_kind", "principal_id", "new_subject", "new_for_structure")
 _A = {name: f"${i}" for i, name in enumerate(audit.ROW_FIELDS, 1)}
 _E = {name: f"${i}" for i, name in enumerate(_ENGAGEMENT_FIELDS, len(_A) + 1)}
+_C = {name: f"${i}" for i, name in enumerate(_COUNT_FIELDS, len(_A) + len(_E) + 1)}
 # built once from constant column names; every value is bound
-_AUDIT_AND_ENGAGE = f"""
-WITH a AS (
+_AUDIT_ENGAGE_COUNT = f"""
+WITH c1 AS (
+    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
+    SELECT {_C["day"]}::date, {_C["principal_kind"]}::varchar, {_C["principal_id"]}::uuid, 1
+    WHERE {_C["new_subject"]}::bool
+    ON CONFLICT (day, principal_kind, principal_id)
+    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
+    RETURNING distinct_subjects
+), c2 AS (
+    INSERT INTO quota_count (day, principal_kind, principal_id, distinct_subjects)
+    SELECT {_C["day"]}::date, 'structure', {_A["structure_id"]}::uuid, 1
+    WHERE {_C["new_for_structure"]}::bool
+    ON CONFLICT (day, principal_kind, principal_id)
+    DO UPDATE SET distinct_subjects = quota_count.distinct_subjects + 1
+    RETURNING distinct_subjects
+), a AS (
+
     INSERT INTO audit_event ({", ".join(audit.ROW_FIELDS)})
     VALUES ({", ".join(_A.values())})
 ), e AS (
@@ -304,7 +319,8 @@ WITH a AS (
     WHERE {_E["id"]}::uuid IS NOT NULL
     ON CONFLICT (structure_id, beneficiary_id) DO UPDATE SET expires_at = excluded.expires_at
 )
-SELECT 1
+SELECT (SELECT distinct_subjects FROM c1) AS new_count,
+       (SELECT distinct_subjects FROM c2) AS structure_total
 """  # noqa: S608
 
 
@@ -367,18 +383,19 @@ async def check_rights_counted(
     verification_id: UUID,
 ) -> tuple[RightsRead, str | None] | None:
     """The rights check's usual case on PostgreSQL, in its own transaction (a savepoint under
-    tests) on the asyncpg connection ``apg``: count the card and read (one statement), decide,
-    then audit and, when covered, engage (one statement), commit.
+    tests) on the asyncpg connection ``apg``: record the card as touched and read (one
+    statement), decide, then audit, engage when covered and count (one statement), commit.
 
-    ``admit`` sees the bookkeeping first; when it says no (contained, a ceiling or threshold
-    crossed, a canary's card) the transaction rolls back, nothing was counted, nothing left,
-    and the caller returns None to take the general path, which handles every case."""
+    ``admit`` decides on the exact counts the last statement returns; when it says no
+    (contained, a ceiling or threshold crossed, a canary's card) the transaction rolls back,
+    nothing was counted, nothing left, and the caller returns None to take the general path,
+    which handles every case."""
     assert principal.id is not None
     assert principal.structure_id is not None
     try:
         async with apg.transaction():
             rows = await apg.fetch(
-                _COUNT_AND_READ,
+                _TOUCH_AND_READ,
                 principal.id if principal.kind.value == "client" else None,
                 day,
                 principal.kind.value,
@@ -390,10 +407,7 @@ async def check_rights_counted(
             )
             top = rows[0]
             seen = _Seen.of([_Record(r) for r in rows], card, keys)
-            counted = Counted(
-                top["frozen"], top["new_count"], top["structure_total"], seen.is_canary
-            )
-            if not admit(counted):
+            if top["frozen"] or seen.is_canary:
                 raise _Fallback
             decision = decide(seen.right, seen.contract)
             values = audit.row(
@@ -404,11 +418,22 @@ async def check_rights_counted(
                 if decision.status is Status.COVERED and seen.found is not None
                 else None
             )
-            await apg.execute(
-                _AUDIT_AND_ENGAGE,
+            counting = {
+                "day": day,
+                "principal_kind": principal.kind.value,
+                "principal_id": principal.id,
+                "new_subject": top["new_subject"],
+                "new_for_structure": top["new_for_structure"],
+            }
+            counts = await apg.fetchrow(
+                _AUDIT_ENGAGE_COUNT,
                 *(values[f] for f in audit.ROW_FIELDS),
                 *(getattr(e, f) if e is not None else None for f in _ENGAGEMENT_FIELDS),
+                *(counting[f] for f in _COUNT_FIELDS),
             )
+            exact = Counted(False, counts["new_count"], counts["structure_total"], False)
+            if not admit(exact):  # past a ceiling or at a threshold: the general path decides
+                raise _Fallback
     except _Fallback:
         return None
     return seen.answer(decision, verification_id), e.number if e is not None else None
@@ -467,7 +492,11 @@ async def pick_received(
             invoice.c.received_at,
             invoice.c.body_enc,
         )
-        .where(invoice.c.status == "received")
+        .where(
+            invoice.c.decided_at.is_(None),  # the work-queue index's predicate (tables.QUEUED)
+            invoice.c.cancelled_at.is_(None),
+            invoice.c.status == "received",
+        )
         .order_by(invoice.c.received_at)
         .limit(limit)
     )

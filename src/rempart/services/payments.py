@@ -318,7 +318,11 @@ async def _claim(conn: Any, dialect: str, run_id: UUID, cutoff: datetime) -> Non
             invoice.c.payment_id, invoice.c.id, invoice.c.status,
             func.coalesce(invoice.c.amc_cents, 0).label("amc_cents"),
         ).cte("claimed")  # fmt: skip
-        await conn.execute(remitted_invoice.insert().from_select(columns, select(claimed)))
+        await conn.execute(  # in key order: the advice's index is filled page after page
+            remitted_invoice.insert().from_select(
+                columns, select(claimed).order_by(claimed.c.payment_id, claimed.c.id)
+            )
+        )
         return
     await conn.execute(claim)
     await conn.execute(
@@ -397,12 +401,14 @@ async def _funding(conn: Any, run_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.execute(
         select(
             beneficiary.c.ocam_id,
-            func.sum(invoice.c.amc_cents).label("cents"),
+            func.sum(remitted_invoice.c.amc_cents).label("cents"),
             func.count().label("invoices"),
         )
+        .select_from(remitted_invoice)
+        .join(payment, payment.c.id == remitted_invoice.c.payment_id)
+        .join(invoice, invoice.c.id == remitted_invoice.c.invoice_id)
         .join(beneficiary, beneficiary.c.id == invoice.c.beneficiary_id)
-        .join(payment, payment.c.id == invoice.c.payment_id)
-        .where(payment.c.run_id == run_id, invoice.c.status == "accepted")
+        .where(payment.c.run_id == run_id, remitted_invoice.c.decision == "accepted")
         .group_by(beneficiary.c.ocam_id)
         .order_by(beneficiary.c.ocam_id)
     )
@@ -527,12 +533,15 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                 .where(payment_run.c.id == run_id)
                 .values(status="exported", exported_at=now, file_sha256=digest)
             )
-            await conn.execute(
+            await conn.execute(  # by primary key: a payment's invoices are its advice's
                 update(invoice)
                 .where(
-                    invoice.c.payment_id.in_(
-                        select(payment.c.id).where(payment.c.run_id == run_id)
-                    ),
+                    invoice.c.id == remitted_invoice.c.invoice_id,
+                    invoice.c.payment_id == remitted_invoice.c.payment_id,
+                    remitted_invoice.c.payment_id == payment.c.id,
+                    payment.c.run_id == run_id,
+                    payment.c.amount_cents > 0,
+                    remitted_invoice.c.decision == "accepted",
                     invoice.c.status == "accepted",
                 )
                 .values(status="paid")

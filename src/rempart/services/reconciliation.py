@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select, update
 
-from rempart.db.tables import bank_account, bank_statement, invoice, payment
+from rempart.db.tables import bank_account, bank_statement, invoice, payment, remitted_invoice
 from rempart.domain.adjudication import InvoiceStatus, may_move
 from rempart.domain.camt import StatementError, parse
 from rempart.domain.errors import FieldError, Forbidden, InvalidFields
@@ -121,7 +121,13 @@ async def _returned(rt: Runtime, conn: Any, p: Any, reason: str, now: Any) -> No
     assert may_move(InvoiceStatus.PAID, InvoiceStatus.ACCEPTED)  # the table allows it
     await conn.execute(
         update(invoice)
-        .where(invoice.c.payment_id == p.id, invoice.c.status == InvoiceStatus.PAID.value)
+        .where(
+            invoice.c.id.in_(
+                select(remitted_invoice.c.invoice_id).where(remitted_invoice.c.payment_id == p.id)
+            ),
+            invoice.c.payment_id == p.id,
+            invoice.c.status == InvoiceStatus.PAID.value,
+        )
         .values(status=InvoiceStatus.ACCEPTED.value, payment_id=None)
     )
     back = [Posting(BANK, ps(p.structure_id), p.amount_cents, "payment_returned")]
