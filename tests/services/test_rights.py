@@ -266,3 +266,26 @@ async def test_new_bank_details_pay_after_five_business_days(rt: Runtime, clock)
     [account] = await _rows(rt, bank_account, bank_account.c.structure_id == pro.structure_id)
     # Thu 24, (Fri 25 holiday), Mon 28, Tue 29, Wed 30, Thu 31 → from Thursday 31 at 00:00 Paris
     assert account.pays_from == datetime(2026, 12, 30, 23, 0, tzinfo=UTC)
+
+
+async def test_usual_checks_take_the_two_statement_path(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A covered, a not-covered and an unknown check, a card seen twice: each is answered by
+    ``access.check_rights_counted`` (two statements), none falls back to the general path."""
+    from rempart.services import rights
+
+    answered: list[bool] = []
+    counted = rights.check_rights_counted
+
+    async def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        done = await counted(*args, **kwargs)
+        answered.append(done is not None)
+        return done
+
+    monkeypatch.setattr(rights, "check_rights_counted", spy)
+    p = world.persons
+    unknown = f.Person(**{**p[0].__dict__, "adherent_number": "X000000001"})
+    for card in (world.card(p[0]), world.card(p[1]), world.card(unknown), world.card(p[0])):
+        await world.check(card)
+    assert answered == [True, True, True, True]
