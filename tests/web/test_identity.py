@@ -15,9 +15,12 @@ import pytest
 from sqlalchemy import select, update
 
 from rempart.db.tables import audit_event, bank_account, known_device, mail_outbox, structure
+from rempart.domain.errors import Conflict, Forbidden, FourEyesViolation
 from rempart.domain.roles import Role
+from rempart.security.principal import Principal
 from rempart.services import demo_data as dd
-from rempart.services.registry import cooling_off_end, create_account
+from rempart.services import recovery
+from rempart.services.registry import cooling_off_end, create_account, operator_principal
 from tests import factories as f
 from tests.conftest import Clock
 from tests.softkey import SoftKey
@@ -310,3 +313,73 @@ async def test_a_wrong_iban_is_named_and_changes_nothing(api: Api) -> None:
     async with api.rt.db.read() as conn:
         n = len((await conn.execute(select(bank_account.c.id))).all())
     assert n == 2 and await _mail(api, "bank_details.changed") == []
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+async def _operator(api: Api, role: Role = Role.SECURITY) -> Principal:
+    name = f"op{uuid.uuid4().hex[:6]}"
+    await create_account(
+        api.rt, username=name, display_name="Opérateur", email="op@example.test", role=role,
+        actor=f.ACTOR,
+    )  # fmt: skip
+    return await operator_principal(api.rt, name)
+
+
+async def test_recovery_takes_two_operators_and_starts_the_account_afresh(api: Api) -> None:
+    user = await _user(api)
+    a, b, agent = (
+        await _operator(api),
+        await _operator(api, Role.ADMIN),
+        await _operator(api, Role.AGENT),
+    )
+    with pytest.raises(Forbidden):  # an agent does not manage accounts
+        await recovery.request(api.rt, user.username, actor=agent, reason="appel")
+    asked = await recovery.request(api.rt, user.username, actor=a, reason="rappel au n° connu")
+    with pytest.raises(FourEyesViolation):
+        await recovery.approve(api.rt, asked.id, actor=a)
+    assert await _refusals(api, "recovery.approve") == ["same_person"]
+    assert (await user.http.get("/portail/droits")).status_code == 200  # nothing changed yet
+    done = await recovery.approve(api.rt, asked.id, actor=b)
+    assert (done.passkeys_revoked, done.sessions_revoked) == (1, 1)
+    with pytest.raises(Conflict):
+        await recovery.approve(api.rt, asked.id, actor=b)
+    # the old session and the old passkey open nothing any more
+    assert (await user.http.get("/portail/droits")).status_code == 303
+    assert (await _sign_in(api, user)).status_code == 401
+    [(to, _, body)] = await _mail(api, "recovery.approved")
+    assert to == user.account_id and done.invitation_token not in body
+    # the new invitation enrols a new passkey, and that new passkey is notified
+    s = api.rt.settings
+    fresh = SoftKey(s.rp_id, s.public_base_url)
+    token = done.invitation_token
+    c = (
+        await user.http.post(f"/inscription/{token}/options", headers=_json(s.public_base_url))
+    ).json()
+    enrolled = await user.http.post(
+        f"/inscription/{token}/verification",
+        json={"ceremony_id": c["ceremony_id"], "credential": fresh.create(c["options"])},
+        headers={"origin": s.public_base_url},
+    )
+    assert enrolled.status_code == 200
+    assert [t for t, _, _ in await _mail(api, "passkey.new")] == [user.account_id]
+    assert (await user.http.get("/portail/droits")).status_code == 200
+
+
+async def test_an_operator_cannot_recover_their_own_account(api: Api) -> None:
+    a = await _operator(api)
+    with pytest.raises(FourEyesViolation):
+        await recovery.request(api.rt, a.label, actor=a, reason="")
+    assert await _refusals(api, "recovery.request") == ["own_account"]
+
+
+async def test_adding_a_passkey_needs_a_fresh_assertion(api: Api, clock: Clock) -> None:
+    user = await _user(api)
+    clock.advance(minutes=6)
+    h = {"x-csrf-token": await user.csrf(), "content-type": "application/json"}
+    stale = await user.http.post("/portail/securite/cles/options", headers=h)
+    assert stale.status_code == 403 and stale.json()["code"] == "step_up_required"
+    assert await _refusals(api, "passkey.add") == ["step_up_required"]
+    assert (await _step_up(api, user, "/portail/securite")).status_code == 200
+    assert (await user.http.post("/portail/securite/cles/options", headers=h)).status_code == 200

@@ -32,7 +32,7 @@ from rempart.domain.sessions import device_label, is_fresh
 from rempart.security import audit, devices, passkeys, ratelimit, sessions
 from rempart.security.principal import ActorKind, Principal
 from rempart.security.sessions import Session, SessionLine
-from rempart.services import channels, notifications
+from rempart.services import channels, notifications, step_up
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.portal")
@@ -293,9 +293,11 @@ async def finish_enrolment(
 
 
 async def begin_add_passkey(rt: Runtime, session: Session) -> Ceremony:
-    """A further passkey for a signed-in account (a second device, a spare key)."""
+    """A further passkey for a signed-in account (a second device, a spare key). A stolen
+    session must not be able to add the thief's key: a fresh assertion is required."""
     p = session.principal
     assert p.id is not None
+    await step_up.require(rt, actor=p, stepped_up_at=session.stepped_up_at, purpose="passkey.add")
     async with rt.db.transaction() as conn:
         return await _registration(conn, rt, p.id, p.label, session.display_name)
 

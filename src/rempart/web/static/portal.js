@@ -74,6 +74,11 @@
       credentials: "same-origin",
     });
     const data = await r.json().catch(() => ({}));
+    if (r.status === 403 && data.code === "step_up_required") {
+      // a sensitive action: confirm with the passkey first, then come back here
+      window.location.assign("/portail/confirmer?retour=" + encodeURIComponent(window.location.pathname));
+      throw new Error("Confirmation de votre identité nécessaire…");
+    }
     if (!r.ok) throw new Error(data.detail || "La demande a été refusée.");
     return data;
   }
