@@ -777,6 +777,35 @@ def account_approve_recovery(
     print(f"{settings.public_base_url}/inscription/{done.invitation_token}")
 
 
+@account_app.command("allow-password")
+def account_allow_password(
+    username: Annotated[str, typer.Argument()],
+    off: Annotated[
+        bool, typer.Option("--off", help="Retirer l'autorisation (mot de passe et TOTP oubliés).")
+    ] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Autoriser (ou retirer) un mot de passe transitoire, toujours avec un code TOTP.
+
+    Sans effet tant que REMPART_TRANSITIONAL_PASSWORDS n'est pas activé."""
+    from rempart.services import passwords
+
+    async def body(rt: Runtime) -> Any:
+        return await passwords.allow(rt, username, actor=await _actor(rt, actor), allowed=not off)
+
+    settings = _settings()
+    _run(body, settings)
+    if off:
+        console.print(f"Mot de passe transitoire retiré pour {username}.")
+        return
+    console.print(
+        f"Mot de passe transitoire autorisé pour {username} : la personne le choisit, avec son "
+        "code TOTP, depuis un lien d'inscription."
+    )
+    if not settings.transitional_passwords:
+        console.print("[yellow]REMPART_TRANSITIONAL_PASSWORDS est désactivé : sans effet.[/yellow]")
+
+
 # -- serve, worker, demo -----------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import random
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ async def _refusals(api: Api, purpose: str) -> list[str]:
         return [json.loads(d)["reason"] for d in rows.scalars()]
 
 
-async def _step_up(api: Api, user: User, back: str, **answer: object) -> httpx.Response:
+async def _step_up(api: Api, user: User, back: str, **answer: Any) -> httpx.Response:
     csrf = await user.csrf()
     h = {"x-csrf-token": csrf, "content-type": "application/json"}
     c = (await user.http.post("/portail/confirmer/options", headers=h)).json()

@@ -25,6 +25,7 @@ from rempart.services.step_up import StepUpRequired
 from rempart.web.api.schemas import RightsCheckIn
 from rempart.web.deps import client_ip, json_response, runtime
 from rempart.web.pages import render
+from rempart.web.portal import password
 from rempart.web.portal.session import (
     check_csrf,
     clear_session_cookie,
@@ -77,7 +78,8 @@ def _signed_in(signed: portal_auth.SignedIn) -> Response:
 async def signin_page(request: Request) -> Response:
     if await portal_auth.current_session(runtime(request), cookie(request)) is not None:
         return RedirectResponse("/portail", status_code=303)
-    return render(request, "portal/connexion.html", {"rp_id": runtime(request).settings.rp_id})
+    ctx = {"rp_id": runtime(request).settings.rp_id, **password.page_context(request)}
+    return render(request, "portal/connexion.html", ctx)
 
 
 @router.post("/connexion/options", dependencies=[Depends(same_origin_json)])
@@ -117,7 +119,9 @@ async def enrol_page(request: Request, token: str) -> Response:
         who = await portal_auth.read_invitation(runtime(request), token)
     except NotFound as e:
         return render(request, "portal/lien_invalide.html", {"message": e.message}, 404)
-    return render(request, "portal/inscription.html", {"who": who, "token": token})
+    offer = await password.enrol_offer(request, token)  # None unless passwords are allowed
+    ctx = {"who": who, "token": token, "offer": offer, "errors": {}}
+    return render(request, "portal/inscription.html", ctx)
 
 
 @router.post("/inscription/{token}/options", dependencies=[Depends(same_origin_json)])

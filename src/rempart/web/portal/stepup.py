@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from rempart.domain.roles import Permission
 from rempart.security.sessions import Session
 from rempart.services import portal_auth
 from rempart.web.deps import json_response, runtime
@@ -56,6 +57,7 @@ async def step_up_page(request: Request, session: Signed) -> Response:
         "csrf": csrf_for(request),
         "back": back,
         "has_passkey": session.passkey_id is not None,
+        "Permission": Permission,
     }
     return render(request, "portal/confirmer.html", ctx)
 
