@@ -1,5 +1,6 @@
 """Use cases: a person enrols a passkey from a one-time invitation, signs in with it, and
-manages their sessions and passkeys. There is no password anywhere (DESIGN §4.1).
+manages their sessions and passkeys, and steps up (a fresh assertion before a sensitive
+action). A password is never enough (DESIGN §4.1): see ``services.passwords``.
 
     invitation link → options (challenge stored) → navigator.credentials.create (UV)
         → verify (origin, RP id, UV) → passkey stored, invitation spent, session opened
