@@ -64,6 +64,10 @@ ledger_app = typer.Typer(help="Grand livre (partie double).", no_args_is_help=Tr
 app.add_typer(ledger_app, name="ledger")
 keys_app = typer.Typer(help="Clés de chiffrement des données.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+account_app = typer.Typer(
+    help="Comptes : récupération, mots de passe transitoires.", no_args_is_help=True
+)
+app.add_typer(account_app, name="account")
 
 ActorOpt = Annotated[
     str | None,
@@ -724,6 +728,82 @@ def security_lift(containment_id: Annotated[str, typer.Argument()], actor: Actor
             "un canal sûr (il ne sera plus affiché) :"
         )
         print(outcome.new_client_secret)
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+
+@account_app.command("recover")
+def account_recover(
+    username: Annotated[str, typer.Argument(help="Compte qui a perdu ses clés d'accès.")],
+    reason: Annotated[
+        str, typer.Option(help="Comment l'identité de la personne a été vérifiée.")
+    ] = "",
+    actor: ActorOpt = None,
+) -> None:
+    """Demander la récupération d'un compte (clés perdues) ; une seconde personne valide."""
+    from rempart.services import recovery
+
+    async def body(rt: Runtime) -> Any:
+        return await recovery.request(rt, username, actor=await _actor(rt, actor), reason=reason)
+
+    done = _run(body)
+    console.print(f"Demande enregistrée : {done.id}")
+    console.print("Une autre personne habilitée doit la valider : rempart account approve-recovery")
+
+
+@account_app.command("approve-recovery")
+def account_approve_recovery(
+    request_id: Annotated[str, typer.Argument()], actor: ActorOpt = None
+) -> None:
+    """Valider une récupération : clés et sessions retirées, nouveau lien d'inscription."""
+    from rempart.services import recovery
+
+    rid = _uuid(request_id, "Identifiant de demande")
+
+    async def body(rt: Runtime) -> Any:
+        return await recovery.approve(rt, rid, actor=await _actor(rt, actor))
+
+    settings = _settings()
+    done = _run(body, settings)
+    console.print(
+        f"Compte {done.username} : {done.passkeys_revoked} clé(s) et "
+        f"{done.sessions_revoked} session(s) retirées ; le compte est prévenu par courriel."
+    )
+    console.print(
+        "Nouveau lien d'inscription (7 jours, une seule fois), à remettre par un autre canal "
+        "que le courriel du compte :"
+    )
+    print(f"{settings.public_base_url}/inscription/{done.invitation_token}")
+
+
+@account_app.command("allow-password")
+def account_allow_password(
+    username: Annotated[str, typer.Argument()],
+    off: Annotated[
+        bool, typer.Option("--off", help="Retirer l'autorisation (mot de passe et TOTP oubliés).")
+    ] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Autoriser (ou retirer) un mot de passe transitoire, toujours avec un code TOTP.
+
+    Sans effet tant que REMPART_TRANSITIONAL_PASSWORDS n'est pas activé."""
+    from rempart.services import passwords
+
+    async def body(rt: Runtime) -> Any:
+        return await passwords.allow(rt, username, actor=await _actor(rt, actor), allowed=not off)
+
+    settings = _settings()
+    _run(body, settings)
+    if off:
+        console.print(f"Mot de passe transitoire retiré pour {username}.")
+        return
+    console.print(
+        f"Mot de passe transitoire autorisé pour {username} : la personne le choisit, avec son "
+        "code TOTP, depuis un lien d'inscription."
+    )
+    if not settings.transitional_passwords:
+        console.print("[yellow]REMPART_TRANSITIONAL_PASSWORDS est désactivé : sans effet.[/yellow]")
 
 
 # -- serve, worker, demo -----------------------------------------------------------------------

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     signin_attempts_per_ip_per_s: float = 1.0
     signin_attempts_per_ip_burst: int = 30
 
+    # Transitional passwords (DESIGN §4.1): off unless the operator turns them on for the
+    # installation *and* for the account; always with TOTP. Failures per account and per IP:
+    # ``password_failures_max`` at once, then one more every 3600/per_hour seconds.
+    transitional_passwords: bool = False
+    password_failures_max: int = 10
+    password_failures_per_hour: float = 6.0
+
     # Rights checks.
     care_relationship_days: int = 90
     engagement_validity_days: int = 15

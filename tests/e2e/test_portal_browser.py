@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,15 @@ import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from rempart.db.engine import Database, create_engine
 from rempart.db.migrate import upgrade
-from rempart.db.tables import audit_event
+from rempart.db.tables import account, audit_event, mail_outbox, web_session
 from rempart.domain.roles import Role
+from rempart.security import sessions
 from rempart.security.keys import KeyRing
+from rempart.services import demo_data as dd
 from rempart.services.beneficiaries import import_beneficiaries
 from rempart.services.registry import create_account
 from rempart.services.runtime import Runtime
@@ -372,4 +376,72 @@ async def test_stolen_cookie_is_refused_after_sign_out_elsewhere(portal: Portal)
     # the person's own session goes on
     await page.goto(f"{portal.base}/portail/droits")
     assert page.url == f"{portal.base}/portail/droits"
+    await context.close()
+
+
+async def test_bank_details_change_needs_a_fresh_assertion_and_tells_the_titulaires(
+    portal: Portal,
+) -> None:
+    context, page, _, _ = await _page_with_authenticator(portal)
+    await _enrol(portal, page, await portal.invite("Hélène Garnier"))
+    cookie = await _session_cookie(context)
+    await page.get_by_role("link", name="Coordonnées bancaires").click()
+    await page.get_by_role("heading", name="Compte qui reçoit vos paiements").wait_for()
+    assert portal.pharmacy.iban[-4:] in await page.content()
+    assert portal.pharmacy.iban not in await page.content()
+    await page.screenshot(path=SHOTS / "coordonnees-bancaires.png", full_page=True)
+    # the sign-in was 10 minutes ago: its assertion is no longer fresh
+    async with portal.rt.db.transaction() as conn:
+        await conn.execute(
+            update(web_session)
+            .where(web_session.c.id_hash == sessions.id_hash(portal.rt.keys, cookie))
+            .values(stepped_up_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+    await page.get_by_role("link", name="Modifier les coordonnées bancaires").click()
+    await page.wait_for_url(
+        f"{portal.base}/portail/confirmer?retour=/portail/coordonnees-bancaires/modifier"
+    )
+    await page.screenshot(path=SHOTS / "confirmer.png", full_page=True)
+    await page.get_by_role("button", name="Confirmer avec ma clé d'accès").click()
+    await page.wait_for_url(f"{portal.base}/portail/coordonnees-bancaires/modifier")
+    iban = f.sensitive("iban", dd.iban(random.Random(5150)))
+    await page.get_by_label("IBAN du nouveau compte").fill(iban)
+    await page.get_by_label("BIC").fill("ZZZZFRPP")
+    await page.get_by_label("Titulaire du compte").fill(f.sensitive("holder", "SELARL Garnier"))
+    await page.screenshot(path=SHOTS / "coordonnees-bancaires-modifier.png", full_page=True)
+    await page.get_by_role("button", name="Enregistrer le nouveau compte").click()
+    await page.wait_for_url(f"{portal.base}/portail/coordonnees-bancaires?ok=1")
+    shown = await page.content()
+    assert iban[-4:] in shown and iban not in shown and "En délai de sécurité" in shown
+    # every titulaire of the structure is told on the address on file, before any payment
+    async with portal.rt.db.read() as conn:
+        told = (
+            await conn.execute(
+                select(mail_outbox.c.account_id, mail_outbox.c.body).where(
+                    mail_outbox.c.kind == "bank_details.changed"
+                )
+            )
+        ).all()
+        titulaires = (
+            (
+                await conn.execute(
+                    select(account.c.id).where(
+                        account.c.structure_id == portal.pharmacy.structure_id,
+                        account.c.role == "titulaire",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        steps = (
+            await conn.execute(
+                select(func.count())
+                .select_from(audit_event)
+                .where(audit_event.c.purpose == "step_up", audit_event.c.result == "ok")
+            )
+        ).scalar()
+    assert sorted(t for t, _ in told) == sorted(titulaires) and len(titulaires) >= 1
+    assert all(iban[-4:] in body and iban not in body for _, body in told)
+    assert steps == 1
     await context.close()

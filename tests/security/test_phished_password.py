@@ -1,6 +1,7 @@
-"""Red-team (a): a phished password opens nothing. There is no password anywhere: the sign-in
-form takes no credentials, and without a session made by a passkey no portal page answers with
-anything about a patient."""
+"""Red-team (a): a phished password opens nothing. The passkey sign-in takes no credentials;
+transitional passwords are off by default and, where an operator turns them on, always need a
+TOTP code too (every configuration: tests/web/test_passwords.py); without a session no portal
+page answers with anything about a patient."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ async def test_a_phished_password_opens_no_session_and_reads_no_one(api: Api) ->
         "/connexion", data={"username": "titulaire.pharmacie", "password": "Correct-Horse-42!"}
     )
     assert login.status_code == 405 and "set-cookie" not in login.headers  # no password path
+    transitional = await api.http.post(
+        "/connexion/mot-de-passe",
+        data={"username": "titulaire.pharmacie", "password": "Correct-Horse-42! et la suite"},
+    )
+    assert transitional.status_code == 404 and "set-cookie" not in transitional.headers  # off
     forged = await api.http.post(
         "/connexion/verification",
         json={"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}},

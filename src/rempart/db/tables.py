@@ -196,6 +196,12 @@ account = Table(
     _created(),
     Column("disabled_at", UtcDateTime()),
     Column("contained_at", UtcDateTime()),  # automatic containment: no session, no reads
+    # Transitional password (off unless the installation and an operator allow it for this
+    # account): an argon2id hash, never enough alone — always with the TOTP below.
+    Column("password_allowed", Boolean, nullable=False, server_default="0"),
+    Column("password_hash", String(200)),
+    Column("totp_secret_enc", LargeBinary),  # RFC 6238 secret, encrypted (row-bound)
+    Column("totp_last_step", BigInteger),  # the last accepted time step: a code works once
     CheckConstraint(
         "(role IN ('titulaire', 'collaborateur')) = (structure_id IS NOT NULL)", name="ps_role"
     ),
@@ -254,6 +260,33 @@ web_session = Table(
     Column("last_seen_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),  # absolute end
     Column("revoked_at", UtcDateTime()),
+    Column("stepped_up_at", UtcDateTime()),  # the last fresh passkey assertion (step-up)
+)
+
+# Browsers an account has signed in from: a long-lived random cookie, stored as a keyed hash.
+# A sign-in from a browser not listed here notifies the account.
+known_device = Table(
+    "known_device",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("account.id"), primary_key=True),
+    Column("device_hash", LargeBinary(32), primary_key=True),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+)
+
+# Account recovery (all passkeys lost): one operator asks, another approves; the approval
+# revokes the account's passkeys and sessions and issues a new one-time invitation.
+recovery_request = Table(
+    "recovery_request",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("account_id", Uuid, ForeignKey("account.id"), nullable=False, index=True),
+    Column("requested_by", Uuid, ForeignKey("account.id"), nullable=False),
+    Column("reason", String(300), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | approved
+    _created(),
+    Column("approved_by", Uuid, ForeignKey("account.id")),
+    Column("approved_at", UtcDateTime()),
 )
 
 api_client = Table(

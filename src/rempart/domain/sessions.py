@@ -23,6 +23,9 @@ ABSOLUTE = timedelta(hours=12)
 # last_seen_at is written at most this often: an idle timeout of 30 minutes does not need a
 # write on every request, one a minute is exact enough.
 TOUCH_EVERY = timedelta(seconds=60)
+# A sensitive action (bank details, exports, rights checks past the soft ceiling) needs a
+# passkey assertion at most this old: the sign-in itself, or a step-up (DESIGN §4.7).
+STEP_UP_FRESH = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,19 @@ def is_live(s: SessionTimes, *, now: datetime, idle: timedelta = IDLE) -> bool:
     if s.revoked_at is not None:
         return False
     return now < s.expires_at and now < s.last_seen_at + idle
+
+
+def is_fresh(stepped_up_at: datetime | None, *, now: datetime) -> bool:
+    """Whether the session's last passkey assertion is recent enough for a sensitive action.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    >>> is_fresh(t0, now=t0 + timedelta(minutes=4)), is_fresh(t0, now=t0 + timedelta(minutes=6))
+    (True, False)
+    >>> is_fresh(None, now=t0)
+    False
+    """
+    return stepped_up_at is not None and stepped_up_at <= now < stepped_up_at + STEP_UP_FRESH
 
 
 def needs_touch(s: SessionTimes, *, now: datetime) -> bool:

@@ -117,14 +117,18 @@ def verify_registration(
     )
 
 
-def authentication_options(*, rp_id: str, challenge: bytes) -> dict[str, Any]:
+def authentication_options(
+    *, rp_id: str, challenge: bytes, allow: list[bytes] | None = None
+) -> dict[str, Any]:
     """Discoverable credentials: the browser offers the passkeys it holds for this RP; no user
-    name is typed, so none can be phished or enumerated."""
+    name is typed, so none can be phished or enumerated. A step-up (the person is signed in)
+    names the account's own passkeys in ``allow``."""
     options = webauthn.generate_authentication_options(
         rp_id=rp_id,
         challenge=challenge,
         timeout=TIMEOUT_MS,
         user_verification=UserVerificationRequirement.REQUIRED,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow or []],
     )
     return json.loads(webauthn.options_to_json(options))  # type: ignore[no-any-return]
 

@@ -32,3 +32,11 @@ async def hit(
             )
         )
     return decision
+
+
+async def tat(conn: AsyncConnection, key: str) -> datetime | None:
+    """The key's theoretical arrival time, read without moving it (to check a budget before
+    an expensive step, and spend it only on failure)."""
+    return (
+        await conn.execute(select(rate_limit.c.tat).where(rate_limit.c.key == key[:120]))
+    ).scalar()

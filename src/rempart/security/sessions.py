@@ -55,6 +55,8 @@ class Session:
     device: str
     created_at: datetime
     last_seen_at: datetime
+    stepped_up_at: datetime | None = None  # last fresh passkey assertion (sign-in or step-up)
+    passkey_id: UUID | None = None  # None: opened with a transitional password and TOTP
 
 
 async def open_session(
@@ -66,7 +68,8 @@ async def open_session(
     user_agent: str,
     now: datetime,
 ) -> str:
-    """A new session; returns the cookie value (shown once, stored hashed)."""
+    """A new session; returns the cookie value (shown once, stored hashed). A passkey sign-in
+    is itself a fresh assertion: the session starts stepped up."""
     secret = secrets.token_urlsafe(32)
     await conn.execute(
         web_session.insert().values(
@@ -78,9 +81,16 @@ async def open_session(
             created_at=now,
             last_seen_at=now,
             expires_at=now + ABSOLUTE,
+            stepped_up_at=now if passkey_id is not None else None,
         )
     )
     return secret
+
+
+async def record_step_up(conn: AsyncConnection, session_id: UUID, *, now: datetime) -> None:
+    await conn.execute(
+        update(web_session).where(web_session.c.id == session_id).values(stepped_up_at=now)
+    )
 
 
 _COLUMNS = (
@@ -90,6 +100,8 @@ _COLUMNS = (
     web_session.c.expires_at,
     web_session.c.revoked_at,
     web_session.c.device,
+    web_session.c.stepped_up_at,
+    web_session.c.passkey_id,
     account.c.id.label("account_id"),
     account.c.username,
     account.c.display_name_enc,
@@ -145,7 +157,15 @@ def _session(keys: KeyRing, row: Any) -> Session:
     )
     name = keys.decrypt("account", "display_name", row.account_id, row.display_name_enc)
     return Session(
-        row.id, principal, name, row.structure_name, row.device, row.created_at, row.last_seen_at
+        row.id,
+        principal,
+        name,
+        row.structure_name,
+        row.device,
+        row.created_at,
+        row.last_seen_at,
+        row.stepped_up_at,
+        row.passkey_id,
     )
 
 

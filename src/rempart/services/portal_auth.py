@@ -1,5 +1,6 @@
 """Use cases: a person enrols a passkey from a one-time invitation, signs in with it, and
-manages their sessions and passkeys. There is no password anywhere (DESIGN §4.1).
+manages their sessions and passkeys, and steps up (a fresh assertion before a sensitive
+action). A password is never enough (DESIGN §4.1): see ``services.passwords``.
 
     invitation link → options (challenge stored) → navigator.credentials.create (UV)
         → verify (origin, RP id, UV) → passkey stored, invitation spent, session opened
@@ -28,16 +29,18 @@ from rempart.access import record_refusal
 from rempart.db.tables import account, invitation, passkey, webauthn_challenge
 from rempart.domain.channels import Channel
 from rempart.domain.errors import Conflict, NotAuthenticated, NotFound, TooManyRequests
-from rempart.security import audit, passkeys, ratelimit, sessions
+from rempart.domain.sessions import device_label, is_fresh
+from rempart.security import audit, devices, passkeys, ratelimit, sessions
 from rempart.security.principal import ActorKind, Principal
 from rempart.security.sessions import Session, SessionLine
-from rempart.services import channels
+from rempart.services import channels, notifications, step_up
 from rempart.services.runtime import Runtime
 
 log = structlog.get_logger("rempart.portal")
 
 PASSKEY_NAME_CHARS_MAX = 60
 _REFUSED = "La connexion a été refusée. Réessayez avec votre clé d'accès."
+_STEP_UP_REFUSED = "La confirmation a été refusée. Réessayez avec votre clé d'accès."
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class Ceremony:
 class SignedIn:
     cookie: str  # the session id: set as the cookie, never stored in clear
     account_id: UUID
+    device: str  # the browser's device cookie (set again: it may be new)
 
 
 # -- invitations and enrolment -----------------------------------------------------------------
@@ -188,8 +192,15 @@ async def _store_passkey(
     actor: Principal,
     new: passkeys.NewCredential,
     name: str,
+    user_agent: str,
 ) -> UUID:
+    """Store a passkey. Every passkey but the account's very first is notified on its
+    existing channel (a second key, a key added later, the key of a recovery)."""
+    assert actor.id is not None
     pid, now = uuid.uuid4(), rt.now()
+    had_one = (
+        await conn.execute(select(passkey.c.id).where(passkey.c.account_id == actor.id).limit(1))
+    ).first() is not None
     await conn.execute(
         passkey.insert().values(
             id=pid,
@@ -212,6 +223,14 @@ async def _store_passkey(
         subject_kind="passkey",
         subject_id=pid,
     )
+    if had_one:
+        await notifications.new_passkey(
+            conn,
+            account_id=actor.id,
+            name=passkey_name(name),
+            device=device_label(user_agent),
+            now=now,
+        )
     return pid
 
 
@@ -241,8 +260,10 @@ async def finish_enrolment(
     *,
     name: str,
     user_agent: str,
+    device: str | None = None,
 ) -> SignedIn:
-    """Store the passkey, spend the invitation, open a session: one transaction."""
+    """Store the passkey, spend the invitation, open a session: one transaction. The
+    enrolling browser becomes a known device."""
     who = await read_invitation(rt, token)
     actor = Principal(ActorKind.ACCOUNT, who.account_id, who.username, None)
     new = await _verified_registration(rt, ceremony_id, who.account_id, credential, actor)
@@ -256,7 +277,7 @@ async def finish_enrolment(
             raise NotFound(
                 "Ce lien d'inscription n'est pas valable (inconnu, expiré ou déjà utilisé)."
             )
-        pid = await _store_passkey(conn, rt, actor, new, name)
+        pid = await _store_passkey(conn, rt, actor, new, name, user_agent)
         cookie = await sessions.open_session(
             conn,
             rt.keys,
@@ -265,26 +286,37 @@ async def finish_enrolment(
             user_agent=user_agent,
             now=rt.now(),
         )
+        device_cookie, _ = await devices.remember(
+            conn, rt.db.dialect, rt.keys, account_id=who.account_id, cookie=device, now=rt.now()
+        )
     log.info("portal.enrolled", account_id=str(who.account_id))
-    return SignedIn(cookie, who.account_id)
+    return SignedIn(cookie, who.account_id, device_cookie)
 
 
 async def begin_add_passkey(rt: Runtime, session: Session) -> Ceremony:
-    """A further passkey for a signed-in account (a second device, a spare key)."""
+    """A further passkey for a signed-in account (a second device, a spare key). A stolen
+    session must not be able to add the thief's key: a fresh assertion is required."""
     p = session.principal
     assert p.id is not None
+    await step_up.require(rt, actor=p, stepped_up_at=session.stepped_up_at, purpose="passkey.add")
     async with rt.db.transaction() as conn:
         return await _registration(conn, rt, p.id, p.label, session.display_name)
 
 
 async def finish_add_passkey(
-    rt: Runtime, session: Session, ceremony_id: UUID, credential: dict[str, Any], *, name: str
+    rt: Runtime,
+    session: Session,
+    ceremony_id: UUID,
+    credential: dict[str, Any],
+    *,
+    name: str,
+    user_agent: str = "",
 ) -> UUID:
     p = session.principal
     assert p.id is not None
     new = await _verified_registration(rt, ceremony_id, p.id, credential, p)
     async with rt.db.transaction() as conn:
-        return await _store_passkey(conn, rt, p, new, name)
+        return await _store_passkey(conn, rt, p, new, name, user_agent)
 
 
 # -- sign-in --------------------------------------------------------------------------------
@@ -348,6 +380,7 @@ async def finish_signin(
     *,
     user_agent: str,
     ip: str = "unknown",
+    device: str | None = None,
 ) -> SignedIn:
     await channels.ensure_open(rt, Channel.PORTAL_SIGNIN)
     unknown = Principal(ActorKind.ACCOUNT, None, "(clé inconnue)", None)
@@ -386,7 +419,7 @@ async def finish_signin(
         await _refused(rt, actor, "signin", reason)
         raise NotAuthenticated(_REFUSED)
     assert key is not None
-    return await _signed_in(rt, key, actor, count, user_agent)
+    return await _signed_in(rt, key, actor, count, user_agent, device)
 
 
 def _precheck(
@@ -409,7 +442,7 @@ def _precheck(
 
 
 async def _signed_in(
-    rt: Runtime, key: Any, actor: Principal, count: int, user_agent: str
+    rt: Runtime, key: Any, actor: Principal, count: int, user_agent: str, device: str | None
 ) -> SignedIn:
     now = rt.now()
     async with rt.db.transaction() as conn:
@@ -439,7 +472,118 @@ async def _signed_in(
             subject_kind="passkey",
             subject_id=key.id,
         )
-    return SignedIn(cookie, key.account_id)
+        device_cookie = await _known_device(
+            conn, rt, key.account_id, device, user_agent, "avec une clé d'accès", now
+        )
+    return SignedIn(cookie, key.account_id, device_cookie)
+
+
+async def _known_device(
+    conn: AsyncConnection,
+    rt: Runtime,
+    account_id: UUID,
+    device: str | None,
+    user_agent: str,
+    method: str,
+    now: datetime,
+) -> str:
+    """Remember the browser; a browser new to this account is notified on its channel."""
+    value, new = await devices.remember(
+        conn, rt.db.dialect, rt.keys, account_id=account_id, cookie=device, now=now
+    )
+    if new:
+        await notifications.new_device(
+            conn, account_id=account_id, device=device_label(user_agent), method=method, now=now
+        )
+    return value
+
+
+# -- step-up -------------------------------------------------------------------------------
+
+
+async def begin_step_up(rt: Runtime, session: Session) -> Ceremony:
+    """A fresh assertion for a signed-in person, with one of the account's own passkeys."""
+    p = session.principal
+    assert p.id is not None
+    async with rt.db.transaction() as conn:
+        cid, challenge = await _new_challenge(conn, rt, "stepup", p.id)
+        allow = await _credential_ids(conn, p.id)
+    options = passkeys.authentication_options(
+        rp_id=rt.settings.rp_id, challenge=challenge, allow=allow
+    )
+    return Ceremony(cid, options)
+
+
+async def finish_step_up(
+    rt: Runtime, session: Session, ceremony_id: UUID, credential: dict[str, Any]
+) -> None:
+    """Verify the assertion (challenge of this account, one of its live passkeys, user
+    verified, counter moving on) and mark the session stepped up now."""
+    p = session.principal
+    assert p.id is not None
+    spent = await _spend_challenge(rt, ceremony_id, "stepup")
+    reason: str | None = None
+    key: Any = None
+    try:
+        assertion = passkeys.parse_assertion(credential)
+    except passkeys.PasskeyRefused as e:
+        reason = e.reason
+    else:
+        async with rt.db.read() as conn:
+            key = (
+                await conn.execute(
+                    select(*_PASSKEY_COLUMNS)
+                    .join(account, account.c.id == passkey.c.account_id)
+                    .where(passkey.c.credential_id == assertion.credential_id)
+                )
+            ).first()
+        if spent is not None and spent[1] != p.id:
+            reason = "challenge_spent"
+        elif key is not None and key.account_id != p.id:
+            reason = "unknown_credential"  # another account's passkey: not this person
+        else:
+            reason = _precheck(key, assertion, spent)
+        if reason is None:
+            try:
+                count = passkeys.verify_assertion(
+                    assertion,
+                    challenge=spent[0],  # type: ignore[index]
+                    rp_id=rt.settings.rp_id,
+                    origin=rt.settings.public_base_url,
+                    public_key=key.public_key,
+                    sign_count=key.sign_count,
+                )
+            except passkeys.PasskeyRefused as e:
+                reason = e.reason
+    if reason is not None:
+        await _refused(rt, p, "step_up", reason)
+        raise NotAuthenticated(_STEP_UP_REFUSED)
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        moved = await conn.execute(
+            update(passkey)
+            .where(passkey.c.id == key.id, passkey.c.sign_count == key.sign_count)
+            .values(sign_count=count, last_used_at=now)
+        )
+        if moved.rowcount != 1:
+            raise NotAuthenticated(
+                "La confirmation a été refusée. Réessayez avec votre clé d'accès."
+            )
+        await sessions.record_step_up(conn, session.id, now=now)
+        await audit.record(
+            conn,
+            at=now,
+            actor=p,
+            channel="portal",
+            purpose="step_up",
+            result="ok",
+            subject_kind="passkey",
+            subject_id=key.id,
+        )
+
+
+def stepped_up(rt: Runtime, session: Session) -> bool:
+    return is_fresh(session.stepped_up_at, now=rt.now())
 
 
 # -- sessions ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,10 +47,11 @@ from rempart.domain.errors import (
 from rempart.domain.quotas import STRUCTURE_FACTOR, Ceiling, Verdict, ceiling_for, verdict
 from rempart.domain.rights import Decision, Right, Status, care_date_problem, decide
 from rempart.domain.roles import Permission
+from rempart.domain.sessions import is_fresh
 from rempart.security import quotas
 from rempart.security.principal import ActorKind, Principal
 from rempart.security.pseudonyms import canary_engagement_number, card_index, fingerprint
-from rempart.services import channels
+from rempart.services import channels, step_up
 from rempart.services.runtime import Runtime
 
 CARE_DATE_PAST_DAYS_MAX = 730
@@ -366,10 +367,39 @@ async def _check_usual(
     return RightsAnswer.of(verification_id, query, decision, number)
 
 
+async def _past_soft_needs_step_up(
+    rt: Runtime, actor: Principal, stepped_up_at: datetime | None
+) -> None:
+    """A portal account past its soft ceiling today answers only after a fresh passkey
+    assertion (DESIGN §4.4): a stolen session cannot read on without the person's key."""
+    if actor.kind is not ActorKind.ACCOUNT or actor.id is None or actor.profession is None:
+        return
+    if is_fresh(stepped_up_at, now=rt.now()):
+        return
+    ceiling, _ = _ceilings(rt, actor)
+    async with rt.db.read() as conn:
+        n = await quotas.count(conn, day=rt.today(), kind=actor.kind.value, principal_id=actor.id)
+    if n >= ceiling.soft:
+        await step_up.require(
+            rt,
+            actor=actor,
+            stepped_up_at=stepped_up_at,
+            purpose="rights_check",
+            channel=Channel.PORTAL_RIGHTS.value,
+        )
+
+
 async def check_rights(
-    rt: Runtime, query: RightsQuery, *, actor: Principal, channel: Channel
+    rt: Runtime,
+    query: RightsQuery,
+    *,
+    actor: Principal,
+    channel: Channel,
+    stepped_up_at: datetime | None = None,
 ) -> RightsAnswer:
+    """``stepped_up_at``: for a portal account, its session's last passkey assertion."""
     await _admit(rt, query, actor, channel)
+    await _past_soft_needs_step_up(rt, actor, stepped_up_at)
     now, today = rt.now(), rt.today()
 
     def decide_for(right: Right | None, contract: Contract | None) -> Decision:

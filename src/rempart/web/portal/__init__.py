@@ -12,9 +12,10 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from rempart.domain.errors import RempartError
+from rempart.services.step_up import StepUpRequired
 from rempart.web import problems
 from rempart.web.pages import render
-from rempart.web.portal import routes
+from rempart.web.portal import bank, password, routes, stepup
 from rempart.web.portal.session import SignInRequired
 
 _HTML_PREFIXES = ("/portail", "/deconnexion")
@@ -22,6 +23,18 @@ _HTML_PREFIXES = ("/portail", "/deconnexion")
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(stepup.router)
+    app.include_router(bank.router)
+    app.include_router(password.router)
+
+    @app.exception_handler(StepUpRequired)
+    async def _step_up(request: Request, exc: StepUpRequired) -> Response:
+        html = "text/html" in request.headers.get("accept", "") or request.headers.get(
+            "content-type", ""
+        ).startswith("application/x-www-form-urlencoded")
+        if html and request.url.path.startswith("/portail"):
+            return RedirectResponse(stepup.step_up_url(request.url.path), status_code=303)
+        return problems.rempart_problem(request, exc)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:

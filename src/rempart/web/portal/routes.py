@@ -21,16 +21,20 @@ from rempart.domain.roles import Permission
 from rempart.security.sessions import Session
 from rempart.services import portal_auth
 from rempart.services.rights import RightsQuery, check_rights
+from rempart.services.step_up import StepUpRequired
 from rempart.web.api.schemas import RightsCheckIn
 from rempart.web.deps import client_ip, json_response, runtime
 from rempart.web.pages import render
+from rempart.web.portal import password
 from rempart.web.portal.session import (
     check_csrf,
     clear_session_cookie,
     cookie,
     csrf_for,
+    device_cookie,
     portal_session,
     same_origin_json,
+    set_device_cookie,
     set_session_cookie,
 )
 from rempart.web.problems import field_errors
@@ -63,6 +67,7 @@ def _ceremony(c: portal_auth.Ceremony) -> Response:
 def _signed_in(signed: portal_auth.SignedIn) -> Response:
     response = json_response({"redirect": "/portail"})
     set_session_cookie(response, signed.cookie)
+    set_device_cookie(response, signed.device)
     return response
 
 
@@ -73,7 +78,8 @@ def _signed_in(signed: portal_auth.SignedIn) -> Response:
 async def signin_page(request: Request) -> Response:
     if await portal_auth.current_session(runtime(request), cookie(request)) is not None:
         return RedirectResponse("/portail", status_code=303)
-    return render(request, "portal/connexion.html", {"rp_id": runtime(request).settings.rp_id})
+    ctx = {"rp_id": runtime(request).settings.rp_id, **password.page_context(request)}
+    return render(request, "portal/connexion.html", ctx)
 
 
 @router.post("/connexion/options", dependencies=[Depends(same_origin_json)])
@@ -89,6 +95,7 @@ async def signin_verify(request: Request, body: CeremonyIn) -> Response:
         body.credential,
         user_agent=request.headers.get("user-agent", ""),
         ip=client_ip(request),
+        device=device_cookie(request),
     )
     return _signed_in(signed)
 
@@ -112,7 +119,9 @@ async def enrol_page(request: Request, token: str) -> Response:
         who = await portal_auth.read_invitation(runtime(request), token)
     except NotFound as e:
         return render(request, "portal/lien_invalide.html", {"message": e.message}, 404)
-    return render(request, "portal/inscription.html", {"who": who, "token": token})
+    offer = await password.enrol_offer(request, token)  # None unless passwords are allowed
+    ctx = {"who": who, "token": token, "offer": offer, "errors": {}}
+    return render(request, "portal/inscription.html", ctx)
 
 
 @router.post("/inscription/{token}/options", dependencies=[Depends(same_origin_json)])
@@ -129,6 +138,7 @@ async def enrol_verify(request: Request, token: str, body: CeremonyIn) -> Respon
         body.credential,
         name=body.name,
         user_agent=request.headers.get("user-agent", ""),
+        device=device_cookie(request),
     )
     return _signed_in(signed)
 
@@ -183,11 +193,14 @@ async def rights_check(request: Request, session: Signed) -> Response:
             RightsQuery(card, body.domain, body.care_date),
             actor=session.principal,
             channel=Channel.PORTAL_RIGHTS,
+            stepped_up_at=session.stepped_up_at,
         )
     except ValidationError as e:
         return _refused_form(request, session, form, field_errors(e), 422)
     except InvalidFields as e:
         return _refused_form(request, session, form, list(e.errors), 422)
+    except StepUpRequired:
+        raise  # the portal sends the person to /portail/confirmer, then back here
     except RempartError as e:
         ctx: dict[str, Any] = {"form": form, "answer": None, "refusal": e.message}
         return _page(request, session, "portal/droits.html", ctx, e.status)
@@ -242,6 +255,11 @@ async def add_passkey_options(request: Request, session: Signed) -> Response:
 @router.post("/portail/securite/cles/verification", dependencies=[Depends(check_csrf)])
 async def add_passkey_verify(request: Request, session: Signed, body: CeremonyIn) -> Response:
     await portal_auth.finish_add_passkey(
-        runtime(request), session, body.ceremony_id, body.credential, name=body.name
+        runtime(request),
+        session,
+        body.ceremony_id,
+        body.credential,
+        name=body.name,
+        user_agent=request.headers.get("user-agent", ""),
     )
     return json_response({"redirect": "/portail/securite"})

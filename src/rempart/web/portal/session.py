@@ -17,7 +17,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from rempart.domain.errors import Forbidden
-from rempart.security import sessions
+from rempart.security import devices, sessions
 from rempart.security.sessions import Session
 from rempart.services import portal_auth
 from rempart.web.deps import runtime
@@ -82,3 +82,21 @@ def set_session_cookie(response: Response, value: str) -> None:
 
 def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(sessions.COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def device_cookie(request: Request) -> str | None:
+    return request.cookies.get(devices.COOKIE)
+
+
+def set_device_cookie(response: Response, value: str) -> None:
+    """The browser's long-lived device cookie: it only decides whether a sign-in is notified
+    as coming from a new device; it opens nothing."""
+    response.set_cookie(
+        devices.COOKIE,
+        value,
+        max_age=devices.MAX_AGE_SECONDS,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )

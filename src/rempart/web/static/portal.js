@@ -74,6 +74,11 @@
       credentials: "same-origin",
     });
     const data = await r.json().catch(() => ({}));
+    if (r.status === 403 && data.code === "step_up_required") {
+      // a sensitive action: confirm with the passkey first, then come back here
+      window.location.assign("/portail/confirmer?retour=" + encodeURIComponent(window.location.pathname));
+      throw new Error("Confirmation de votre identité nécessaire…");
+    }
     if (!r.ok) throw new Error(data.detail || "La demande a été refusée.");
     return data;
   }
@@ -99,7 +104,7 @@
       const c = await post(button.dataset.optionsUrl);
       const cred = await navigator.credentials.get({ publicKey: requestOptions(c.options) });
       const done = await post(button.dataset.verifyUrl, { ceremony_id: c.ceremony_id, credential: assertionJSON(cred) });
-      say(root, "Connexion réussie.", "ok");
+      say(root, button.dataset.passkey === "stepup" ? "Identité confirmée." : "Connexion réussie.", "ok");
       window.location.assign(done.redirect);
     } catch (e) {
       say(root, browserError(e), "off");
@@ -128,7 +133,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     const supported = !!(window.PublicKeyCredential && navigator.credentials);
-    document.querySelectorAll('[data-passkey="signin"]').forEach((b) => {
+    document.querySelectorAll('[data-passkey="signin"], [data-passkey="stepup"]').forEach((b) => {
       if (!supported) { b.disabled = true; say(document, "Ce navigateur ne prend pas en charge les clés d'accès.", "off"); return; }
       b.addEventListener("click", () => signIn(b));
     });
