@@ -14,7 +14,7 @@ from starlette.responses import Response
 from rempart.domain.errors import RempartError
 from rempart.web import problems
 from rempart.web.pages import render
-from rempart.web.portal import routes
+from rempart.web.portal import notices, routes
 from rempart.web.portal.session import SignInRequired
 
 _HTML_PREFIXES = ("/portail", "/deconnexion")
@@ -22,6 +22,7 @@ _HTML_PREFIXES = ("/portail", "/deconnexion")
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(notices.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
