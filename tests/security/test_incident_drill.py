@@ -139,7 +139,9 @@ async def test_drill_scope_packs_letters_and_notices(
         assert records and int(records.group(1).replace(" ", "")) == len(expected)
         letters = {p.stem for p in (pack.folder / "courriers").glob("*.pdf")}
         assert letters == {r["beneficiary_id"] for r in rows}
-        assert all((pack.folder / "courriers" / f"{b}.pdf").read_bytes()[:5] == b"%PDF-" for b in letters)
+        assert all(
+            (pack.folder / "courriers" / f"{b}.pdf").read_bytes()[:5] == b"%PDF-" for b in letters
+        )
     assert listed == got_names  # each affected person has a letter, no one else does
     assert not ({p.last_name for p in regulars[3:]} & listed)  # seen by the PS, not the thief
     ps_letters = {p.stem for p in (tmp_path / "packs" / "professionnels").glob("*.pdf")}
@@ -154,9 +156,7 @@ async def test_drill_scope_packs_letters_and_notices(
                 .where(audit_event.c.purpose == "incident_notification")
             )
         ).scalar_one()
-        noticed = set(
-            (await conn.execute(select(notice.c.structure_id))).scalars()
-        )
+        noticed = set((await conn.execute(select(notice.c.structure_id))).scalars())
     assert n == len(obtained)
     assert noticed == {thief.structure_id, local.structure_id}
 
