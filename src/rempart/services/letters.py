@@ -1,4 +1,4 @@
-"""Letters as PDF (fpdf2, pure Python: decision 0014-fpdf2-incident-letters): an A4 page with
+"""Letters as PDF (fpdf2, pure Python: decision 0010-fpdf2-incident-letters): an A4 page with
 the sender, the date, a subject line and the paragraphs the domain wrote
 (``domain.incidents.beneficiary_letter``, ``ps_letter``)."""
 
