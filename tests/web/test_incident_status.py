@@ -70,8 +70,8 @@ async def test_an_incident_on_the_status_page_and_in_the_feed(api: Api, clock: C
     titles = [e.findtext(f"{ATOM}title") for e in root.iter(f"{ATOM}entry")]
     assert titles == [
         "Mise à jour : Incident de sécurité sur le portail",
-        "Incident : Incident de sécurité sur le portail",
-        "Connexion au portail : suspendu",
+        "Incident de sécurité sur le portail",
+        "Connexion au portail : service suspendu",
     ]
     newest = next(root.iter(f"{ATOM}entry"))
     assert "périmètre est établi" in (newest.findtext(f"{ATOM}content") or "")

@@ -207,7 +207,8 @@ def beneficiary_letter(
     """The paragraphs of the art. 34 letter to one person."""
     exposed = category_labels(categories)
     return [
-        f"Madame, Monsieur {last_name.upper()} {first_name},",
+        f"{first_name} {last_name.upper()}",
+        "Madame, Monsieur,",
         f"Nous vous écrivons au nom de {ocam_name}, votre organisme complémentaire santé, au "
         "sujet d'un incident de sécurité sur le service de tiers payant Rempart.",
         "Ce qui s'est passé : un accès d'un professionnel de santé a été utilisé de manière "
@@ -223,8 +224,8 @@ def beneficiary_letter(
         "coordonnées bancaires à la suite d'un appel ou d'un message que vous n'attendiez pas. "
         "Votre organisme ne vous les demandera jamais. En cas de doute, raccrochez et appelez "
         "le numéro habituel de votre organisme.",
-        "Ce que nous avons fait : l'accès en cause a été coupé, les accès des professionnels "
-        "ont été renouvelés et l'incident a été déclaré à la CNIL.",
+        "Ce que nous avons fait : l'accès en cause a été coupé automatiquement, le détail des "
+        "consultations a été établi depuis le journal et l'incident est signalé à la CNIL.",
         f"Pour toute question : {contact}. Vous pouvez aussi adresser une réclamation à la "
         "CNIL (www.cnil.fr).",
         "Nous vous prions de nous excuser pour cet incident.",
@@ -233,7 +234,8 @@ def beneficiary_letter(
 
 def ps_letter(*, structure_name: str, notice_body: str) -> list[str]:
     return [
-        f"À l'attention de {structure_name},",
+        f"À l'attention de : {structure_name}",
+        "Madame, Monsieur,",
         "Nous vous écrivons au sujet d'un incident de sécurité sur le service de tiers payant "
         "Rempart. Le même avis figure dans votre portail, rubrique « Avis ».",
         *notice_body.split("\n\n"),

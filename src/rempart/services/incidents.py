@@ -238,12 +238,12 @@ async def public_status(rt: Runtime, *, history_max: int = 20) -> PublicStatus:
             )
         ).all()
     now_open = await current(rt)
-    label = {"open": "Incident", "update": "Mise à jour", "close": "Incident clos"}
+    label = {"open": "", "update": "Mise à jour : ", "close": "Fin de l'incident : "}
     entries = [
         FeedEntry(
             f"incident-update-{u.id}",
             u.at,
-            f"{label[u.kind]} : {u.title}",
+            f"{label[u.kind]}{u.title}",
             f"{u.summary}\n\n{u.advice}",
         )
         for u in ups
@@ -251,7 +251,7 @@ async def public_status(rt: Runtime, *, history_max: int = 20) -> PublicStatus:
         FeedEntry(
             f"channel-event-{e.id}",
             e.at,
-            f"{Channel(e.name).label} : {'rétabli' if e.open else 'suspendu'}",
+            f"{Channel(e.name).label} : service {'rétabli' if e.open else 'suspendu'}",
             e.reason or ("Service rétabli." if e.open else "Service momentanément fermé."),
         )
         for e in switches
