@@ -156,7 +156,7 @@ def incident_scope(
 
     async def body(rt: Runtime) -> Any:
         who = await _actor(rt, actor)
-        client_uuid = await breach.client_uuid(rt, client) if client else None
+        client_uuid = await breach.client_uuid(rt, client, actor=who) if client else None
         return await breach.scope(
             rt,
             account_id=_uuid(account) if account else None,

@@ -366,8 +366,9 @@ async def _exposures(
     return {i: PsExposure(i == credential_of, own.get(i, ()), int(patients.get(i, 0))) for i in ids}
 
 
-async def client_uuid(rt: Runtime, value: str) -> UUID:
+async def client_uuid(rt: Runtime, value: str, *, actor: Principal) -> UUID:
     """An API client named by its internal id or by its public ``client_id``."""
+    need_officer(actor)
     try:
         return UUID(value)
     except ValueError:
