@@ -935,6 +935,70 @@ async def mail_recipients(
     return {r.id: keys.decrypt("account", "email", r.id, r.email_enc) for r in rows}
 
 
+# -- incident notification: the names the art. 34 letters are addressed to -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    beneficiary_id: UUID
+    ocam_id: UUID
+    first_name: str
+    last_name: str
+
+
+async def incident_addressees(
+    conn: AsyncConnection,
+    keys: KeyRing,
+    *,
+    principal: Principal,
+    beneficiaries: Sequence[UUID],
+    now: datetime,
+) -> dict[UUID, Addressee]:
+    """Decrypt the names of the people a breach scope found, to address their letters: one
+    audit row per person (purpose ``incident_notification``, category ``identity``). The
+    postal address is the insurer's, merged by its own mail house from this list."""
+    rows: list[Any] = []
+    ids = list(beneficiaries)
+    for at in range(0, len(ids), _IDS_PER_QUERY):
+        rows += (
+            await conn.execute(
+                select(
+                    beneficiary.c.id,
+                    beneficiary.c.ocam_id,
+                    beneficiary.c.first_name_enc,
+                    beneficiary.c.last_name_enc,
+                ).where(beneficiary.c.id.in_(ids[at : at + _IDS_PER_QUERY]))
+            )
+        ).all()
+    if rows:
+        await conn.execute(
+            audit_event.insert(),
+            [
+                audit.row(
+                    at=now,
+                    actor=principal,
+                    channel="cli",
+                    purpose="incident_notification",
+                    result="ok",
+                    subject_kind="beneficiary",
+                    subject_id=r.id,
+                    ocam_id=r.ocam_id,
+                    categories=("identity",),
+                )
+                for r in rows
+            ],
+        )
+    return {
+        r.id: Addressee(
+            r.id,
+            r.ocam_id,
+            keys.decrypt("beneficiary", "first_name", r.id, r.first_name_enc),
+            keys.decrypt("beneficiary", "last_name", r.id, r.last_name_enc),
+        )
+        for r in rows
+    }
+
+
 # -- key rotation: re-encrypting stored personal data under the current data-key version ------
 
 # (table, [(column, name in the ciphertext's associated data)]) of every encrypted column.

@@ -236,7 +236,10 @@ def channel_off(
         str, typer.Option("--reason", help="Message montré aux utilisateurs (en français).")
     ],
     until: Annotated[
-        str | None, typer.Option("--until", help="Retour prévu (ISO 8601, UTC si sans fuseau).")
+        str | None,
+        typer.Option(
+            "--until", "--expected-back", help="Retour prévu (ISO 8601, UTC si sans fuseau)."
+        ),
     ] = None,
     actor: ActorOpt = None,
 ) -> None:
@@ -963,6 +966,11 @@ def _drop_all(s: Settings) -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+from rempart.cli_incident import incident_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(incident_app, name="incident")
 
 
 def main() -> None:

@@ -30,6 +30,13 @@ async def test_with_the_portal_off_checks_invoices_decisions_and_payments_go_on(
         await channels.switch(api.rt, ch, open_=False, reason="portail fermé", actor=f.ACTOR)
     states = await channels.states(api.rt, fresh=True)
     assert not states[Channel.PORTAL_SIGNIN].open and not states[Channel.PORTAL_RIGHTS].open
+    origin = api.rt.settings.public_base_url
+    closed = await api.http.post(
+        "/connexion/options", headers={"origin": origin, "content-type": "application/json"}
+    )
+    assert closed.status_code == 503 and "portail fermé" in closed.json()["detail"]
+    status = (await api.http.get("/status")).text
+    assert status.count('class="pill off"') == 2 and "portail fermé" in status
     token = await api.token()
     p = api.persons[0]
     number = await check(api, token, p)  # the software's rights check

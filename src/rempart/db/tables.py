@@ -729,3 +729,109 @@ setting = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# -- incident response (issue 9) -------------------------------------------------------------
+
+# One public incident: what the status page and its Atom feed say, in plain French.
+incident = Table(
+    "incident",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("summary", Text, nullable=False),  # what happened, for everyone
+    Column("advice", Text, nullable=False),  # what users should do
+    Column("status", String(10), nullable=False),  # open | closed
+    Column("opened_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("next_update_at", UtcDateTime()),
+    Column("closed_at", UtcDateTime()),
+)
+
+# Every publication about an incident (open, update, close): the Atom feed's entries.
+incident_update = Table(
+    "incident_update",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("incident_id", Uuid, ForeignKey("incident.id"), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # open | update | close
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("advice", Text, nullable=False),
+    Column("next_update_at", UtcDateTime()),
+)
+
+# One breach scoping run (``rempart incident scope``): which principal, which window, which
+# signed tree head its inclusion proofs refer to.
+incident_scope = Table(
+    "incident_scope",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("incident_id", Uuid, ForeignKey("incident.id")),
+    Column("principal_kind", String(10)),  # account | client | None (a time window)
+    Column("principal_id", Uuid),
+    Column("structure_id", Uuid),  # the principal's structure (its credential was used)
+    Column("since", UtcDateTime()),
+    Column("until", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("reads", BigInteger, nullable=False, server_default="0"),
+    Column("tree_size", BigInteger),  # the signed head the proofs are against
+)
+
+# What one scoping found: each beneficiary (with its OCAM) or structure whose data a read
+# exposed, the union of the categories exposed, and one audit row as evidence (its proof).
+incident_subject = Table(
+    "incident_subject",
+    metadata,
+    Column("scope_id", Uuid, ForeignKey("incident_scope.id"), primary_key=True),
+    Column("subject_kind", String(20), primary_key=True),  # beneficiary | structure
+    Column("subject_id", Uuid, primary_key=True),
+    Column("ocam_id", Uuid),
+    Column("categories", String(200), nullable=False),
+    Column("reads", Integer, nullable=False),
+    Column("first_at", UtcDateTime(), nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
+    Column("evidence_event_id", Uuid, nullable=False),
+    Column("proof", Text),  # JSON inclusion proof of the evidence row, once sealed
+)
+
+# In-portal notices to a PS structure (``/portail/avis``): only to those an incident touched.
+notice = Table(
+    "notice",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("structure_id", Uuid, ForeignKey("structure.id"), nullable=False, index=True),
+    Column("scope_id", Uuid, ForeignKey("incident_scope.id")),
+    Column("kind", String(20), nullable=False),  # incident
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("read_at", UtcDateTime()),
+    UniqueConstraint("structure_id", "scope_id", name="uq_notice_structure_scope"),
+)
+
+# Accounts whose next sign-in must be a fresh passkey assertion (mass revocation).
+reverify = Table(
+    "reverify",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("account.id"), primary_key=True),
+    Column("required_at", UtcDateTime(), nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+# A mass action waiting for its second approver (four eyes): revocations, bulk rotations.
+mass_action = Table(
+    "mass_action",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(20), nullable=False),  # revoke | rotate
+    Column("scope", String(20), nullable=False),  # structure | ocam | all
+    Column("target_id", Uuid),
+    Column("reason", String(200), nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("approved_by", String(100)),
+    Column("done_at", UtcDateTime()),
+    Column("result", Text),
+)

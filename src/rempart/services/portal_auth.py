@@ -22,11 +22,11 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.access import record_refusal
-from rempart.db.tables import account, invitation, passkey, webauthn_challenge
+from rempart.db.tables import account, invitation, passkey, reverify, webauthn_challenge
 from rempart.domain.channels import Channel
 from rempart.domain.errors import Conflict, NotAuthenticated, NotFound, TooManyRequests
 from rempart.domain.sessions import device_label, is_fresh
@@ -462,6 +462,8 @@ async def _signed_in(
             user_agent=user_agent,
             now=now,
         )
+        # a fresh passkey assertion is what a mass revocation asked for (services.revocation)
+        await conn.execute(delete(reverify).where(reverify.c.account_id == key.account_id))
         await audit.record(
             conn,
             at=now,

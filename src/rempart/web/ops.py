@@ -11,9 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from rempart.domain.errors import NotAuthenticated
-from rempart.services import channels
+from rempart.services import channels, incidents
 from rempart.web.deps import json_response, runtime
-from rempart.web.pages import render
+from rempart.web.pages import TEMPLATES, render
 
 router = APIRouter()
 
@@ -63,9 +63,33 @@ async def metrics(request: Request) -> Response:
     summary="État du service (page publique)",
 )
 async def status_page(request: Request) -> HTMLResponse:
-    states = await channels.states(runtime(request))
-    all_open = all(s.open for s in states.values())
-    return render(request, "status.html", {"states": list(states.values()), "all_open": all_open})
+    status = await incidents.public_status(runtime(request), history_max=10)
+    return render(
+        request,
+        "status.html",
+        {
+            "states": status.channels,
+            "all_open": status.all_open,
+            "incident": status.incident,
+            "history": status.history,
+        },
+    )
+
+
+@router.get(
+    "/status.atom",
+    tags=["Exploitation"],
+    summary="État du service : flux Atom pour les logiciels des professionnels",
+)
+async def status_feed(request: Request) -> Response:
+    rt = runtime(request)
+    status = await incidents.public_status(rt)
+    body = TEMPLATES.get_template("status.atom").render(
+        base=rt.settings.public_base_url.rstrip("/"),
+        entries=status.history,
+        updated=status.history[0].at if status.history else rt.now(),
+    )
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 @router.get("/status.json", tags=["Exploitation"], summary="État des services (JSON)")

@@ -15,7 +15,7 @@ from rempart.domain.errors import RempartError
 from rempart.services.step_up import StepUpRequired
 from rempart.web import problems
 from rempart.web.pages import render
-from rempart.web.portal import bank, password, routes, stepup
+from rempart.web.portal import bank, notices, password, routes, stepup
 from rempart.web.portal.session import SignInRequired
 
 _HTML_PREFIXES = ("/portail", "/deconnexion")
@@ -23,6 +23,7 @@ _HTML_PREFIXES = ("/portail", "/deconnexion")
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(notices.router)
     app.include_router(stepup.router)
     app.include_router(bank.router)
     app.include_router(password.router)
