@@ -23,6 +23,7 @@ from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
 from rempart.web.api import routes as api_routes
 from rempart.web.fast import RightsFastPath
+from rempart.web.fhir import routes as fhir_routes
 from rempart.web.middleware import EdgeMiddleware, Metrics
 
 DESCRIPTION = """API de tiers payant Rempart.
@@ -70,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)
     app.include_router(api_payments.router)
+    app.include_router(fhir_routes.router(settings))
     app.include_router(ops.router)
     app.include_router(pages.router)
     static = Path(__file__).with_name("static")
