@@ -25,6 +25,7 @@ from rempart.domain.errors import (
     RempartError,
     TooManyRequests,
 )
+from rempart.web import openapi
 from rempart.web.fhir import outcome
 
 log = structlog.get_logger("rempart.web")
@@ -194,9 +195,10 @@ def install(app: FastAPI) -> None:
             405: "Méthode non autorisée pour cette adresse.",
             400: "Corps de requête illisible.",
         }.get(exc.status_code, _STATUS_TITLES.get(exc.status_code, "Erreur"))
-        return answer(
-            request, problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = openapi.allowed_methods(request.app, request.url.path) or ""
+        return answer(request, problem(exc.status_code, code, detail, headers=headers))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

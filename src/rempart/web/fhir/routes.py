@@ -20,7 +20,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import ValidationError
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from rempart.config import Settings
 from rempart.domain.errors import FieldError, Forbidden, InvalidFields, RempartError
@@ -44,7 +44,7 @@ class UnsupportedMediaType(RempartError):
     title = "Type de contenu non pris en charge"
 
 
-class FhirResponse(Response):
+class FhirResponse(JSONResponse):
     media_type = FHIR_JSON
 
     def render(self, content: Any) -> bytes:

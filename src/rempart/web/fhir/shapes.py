@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from rempart.domain.care import CareDomain
-from rempart.web.api.schemas import IsoDate
+from rempart.web.api.schemas import CODE_PATTERNS, IsoDate
 from rempart.web.fhir.systems import NIR, Systems
 
 
@@ -183,6 +183,21 @@ def build(sid: Systems) -> Shapes:
     systems_by_url = {url: name for name, url in sid.code_system.items()}
 
     class ProductCoding(Fhir):
+        model_config = ConfigDict(
+            extra="forbid",
+            frozen=True,
+            json_schema_extra={
+                "anyOf": [
+                    {
+                        "properties": {
+                            "system": {"const": url},
+                            "code": {"pattern": CODE_PATTERNS[name]},
+                        }
+                    }
+                    for url, name in systems_by_url.items()
+                ]
+            },
+        )
         system: Literal[tuple(systems_by_url)]  # type: ignore[valid-type]
         code: StrictStr = Field(pattern=r"^[A-Z0-9]{1,13}$")
 
