@@ -168,6 +168,16 @@ async def test_fhir_errors_are_operation_outcomes_naming_the_element(api: Api) -
         "not_found",
     )
     outcome(await api.http.get("/fhir/r4/Nothing", headers=auth(token)), 404, "not_found")
+    big = b'{"resourceType": "' + b"x" * api.rt.settings.body_bytes_max + b'"}'
+    outcome(
+        await api.http.post(url, content=big, headers=auth(token)),
+        413,
+        "body_too_large",
+        "CoverageEligibilityRequest",
+    )
+    r = await api.http.put("/fhir/r4/Claim", json={}, headers=auth(token))
+    assert r.headers["allow"] == "POST"
+    outcome(r, 405, "method_not_allowed")
 
 
 async def _engaged(api: Api, token: str, p: Any) -> str:
