@@ -276,8 +276,13 @@ async def test_claim_refusals_name_the_fhir_element(api: Api) -> None:
         await api.http.post(url, json=not_mine, headers=auth(token)),
         403,
         "forbidden",
-        "Claim.provider.identifier",
+        "Claim.provider",
     )
+    not_mine["provider"] = {"reference": f"Organization/{api.optician.structure_id}"}
+    r = await api.http.post(url, json=not_mine, headers=auth(token))
+    outcome(r, 403, "forbidden", "Claim.provider")
+    mine = {**not_mine, "provider": {"reference": f"Organization/{api.pharmacy.structure_id}"}}
+    assert (await api.http.post(url, json=mine, headers=auth(token))).status_code == 202
     bad_money = fb.claim(card, "FH-4", fin, None, [fb.item(price=1.234)])
     outcome(
         await api.http.post(url, json=bad_money, headers=auth(token)),
@@ -329,6 +334,14 @@ async def test_payment_reconciliation_is_the_remittance_advice(api: Api, tmp_pat
         )
     ).json()
     assert remittance["amount"] == "10.50" and len(remittance["lines"]) == 3
+    by_ref = await api.http.get(
+        url, params={"requestor": f"Organization/{api.pharmacy.structure_id}"}, headers=auth(token)
+    )
+    assert by_ref.json()["entry"][0]["resource"]["id"] == pr.id
+    not_mine = await api.http.get(
+        url, params={"requestor": f"Organization/{api.optician.structure_id}"}, headers=auth(token)
+    )
+    outcome(not_mine, 403, "forbidden", "PaymentReconciliation.requestor")
     other = await finess(api, api.optician)
     outcome(
         await api.http.get(

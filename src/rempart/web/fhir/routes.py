@@ -31,7 +31,7 @@ from rempart.web.api.schemas import InvoiceIn, RightsCheckIn
 from rempart.web.deps import NO_STORE, api_principal, replay_headers, runtime
 from rempart.web.fhir import capability, resources
 from rempart.web.fhir.outcome import FHIR_JSON, fhir_path
-from rempart.web.fhir.shapes import build
+from rempart.web.fhir.shapes import ORGANIZATION, build
 from rempart.web.fhir.systems import Systems
 from rempart.web.problems import field_errors
 
@@ -184,6 +184,21 @@ def _invoice_doc(body: Any, systems_by_url: dict[str, str]) -> dict[str, Any]:
     return valid.model_dump(mode="json", exclude_none=True)
 
 
+def _is_own(sid: Systems, ids: registry.StructureIds, principal: Principal, given: Any) -> bool:
+    """Whether ``given`` (a Claim.provider, or a requestor search value) names the caller's
+    own structure: its FINESS or RPPS under our systems, or ``Organization/<its id>``."""
+    if isinstance(given, str):
+        system, bar, value = given.partition("|")
+        if not bar:
+            return given == f"Organization/{principal.structure_id}"
+    elif getattr(given, "reference", None) is not None:
+        return bool(given.reference == f"Organization/{principal.structure_id}")
+    else:
+        system, value = given.identifier.system, given.identifier.value
+    own = {(sid.finess, ids.finess), (sid.rpps, ids.rpps)}
+    return value is not None and (system, value) in own
+
+
 def router(settings: Settings) -> APIRouter:
     sid = Systems.under(settings.public_base_url)
     shapes = build(sid)
@@ -248,11 +263,11 @@ def router(settings: Settings) -> APIRouter:
         rt = runtime(request)
         doc = _invoice_doc(body, systems_by_url)
         ids = await registry.own_identifiers(rt, principal)
-        given = body.provider.identifier
-        if given.value not in (ids.finess, ids.rpps) or given.system not in (sid.finess, sid.rpps):
+        if not _is_own(sid, ids, principal, body.provider):
             raise Forbidden(
-                "Claim.provider doit être la structure du jeton (son FINESS ou son RPPS).",
-                errors=[FieldError("Claim.provider.identifier", "pas votre structure")],
+                "Claim.provider doit être la structure du jeton (son FINESS, son RPPS ou "
+                "Organization/<son identifiant>).",
+                errors=[FieldError("Claim.provider", "pas votre structure")],
             )
         with _named(CLAIM_FIELDS):
             receipt = await invoices.submit(
@@ -294,16 +309,16 @@ def router(settings: Settings) -> APIRouter:
         requestor: Annotated[
             str,
             Query(
-                pattern=r"^[\x21-\x7b\x7d\x7e]{1,200}\|\d{9,11}$",
-                description="Votre structure : `<système FINESS ou RPPS>|<numéro>`.",
+                pattern=rf"^[\x21-\x7b\x7d\x7e]{{1,200}}\|\d{{9,11}}$|{ORGANIZATION}",
+                description="Votre structure : `<système FINESS ou RPPS>|<numéro>` ou "
+                "`Organization/<structure_id>`.",
             ),
         ],
         count: Annotated[int, Query(alias="_count", ge=1, le=50)] = 10,
     ) -> Response:
         rt = runtime(request)
-        system, _, value = requestor.partition("|")
         ids = await registry.own_identifiers(rt, principal)
-        if (system, value) not in ((sid.finess, ids.finess), (sid.rpps, ids.rpps)):
+        if not _is_own(sid, ids, principal, requestor):
             raise Forbidden(
                 "Seuls les paiements de votre propre structure sont consultables.",
                 errors=[FieldError("requestor", "pas votre structure")],

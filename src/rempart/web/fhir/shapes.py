@@ -29,6 +29,8 @@ from rempart.domain.care import CareDomain
 from rempart.web.api.schemas import CODE_PATTERNS, IsoDate
 from rempart.web.fhir.systems import NIR, Systems
 
+ORGANIZATION = r"^Organization/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 
 class Fhir(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -141,8 +143,13 @@ def build(sid: Systems) -> Shapes:
         system: const(sid.finess) | const(sid.rpps)  # type: ignore[valid-type]
         value: StrictStr = Field(pattern=r"^\d{9}$|^\d{11}$")
 
-    class ProviderRef(Fhir):
+    class ProviderById(Fhir):
         identifier: ProviderId
+
+    class ProviderByRef(Fhir):
+        reference: StrictStr = Field(
+            pattern=ORGANIZATION, description="Organization/<structure_id de clients.json>"
+        )
 
     class InvoiceId(Fhir):
         system: const(sid.invoice_number)  # type: ignore[valid-type]
@@ -253,7 +260,7 @@ def build(sid: Systems) -> Shapes:
         created: Created
         billablePeriod: Period
         insurer: InsurerRef
-        provider: ProviderRef
+        provider: ProviderById | ProviderByRef
         priority: PriorityConcept
         insurance: tuple[Insurance]
         item: list[ClaimItem] = Field(min_length=1, max_length=99)
