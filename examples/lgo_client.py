@@ -17,16 +17,7 @@ Uses one of the demo's API clients (``var/fixtures/clients.json``) and one of it
 6. ``GET /api/v1/payments``: the transfers received (after an operator's payment run), and
    the remittance advice of the latest one.
 
-With ``--fhir``, the same trace over FHIR R4 (``docs/fhir.md``): a ``CoverageEligibilityRequest``
-answered by a ``CoverageEligibilityResponse`` (engagement number in ``preAuthRef``), a ``Claim``
-answered 202 by a ``ClaimResponse`` ``queued``, read again until ``complete``, and the
-remittance advice as ``PaymentReconciliation`` resources. The FINESS the ``Claim`` names as
-``provider`` is the structure's own: this example reads it from ``--finess`` (the demo prints the
-structures it seeds), else from a ``PaymentReconciliation`` search is impossible without it, so
-it asks.
-
-Only ``httpx`` is needed. Every error is an ``application/problem+json`` body naming the field
-(over FHIR, an ``OperationOutcome`` naming the element).
+Only ``httpx`` is needed. Every error is an ``application/problem+json`` body naming the field.
 """
 
 from __future__ import annotations
