@@ -360,3 +360,25 @@ async def _audit_change(
         subject_kind=kind,
         subject_id=subject,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StructureIds:
+    finess: str | None
+    rpps: str | None
+
+
+async def own_identifiers(rt: Runtime, actor: Principal) -> StructureIds:
+    """The caller's structure's FINESS and RPPS (public registry numbers, not personal data):
+    what a FHIR ``Claim.provider`` or a ``PaymentReconciliation`` search names it by."""
+    if actor.structure_id is None:
+        return StructureIds(None, None)
+    async with rt.db.read(replica_ok=True) as conn:
+        row = (
+            await conn.execute(
+                select(structure.c.finess, structure.c.rpps).where(
+                    structure.c.id == actor.structure_id
+                )
+            )
+        ).first()
+    return StructureIds(row.finess, row.rpps) if row is not None else StructureIds(None, None)

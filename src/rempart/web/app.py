@@ -17,12 +17,13 @@ from rempart.jobs import worker
 from rempart.logging import configure_logging
 from rempart.services import key_rotation
 from rempart.services.runtime import Runtime, build_runtime
-from rempart.web import ops, pages, portal, problems
+from rempart.web import openapi, ops, pages, portal, problems
 from rempart.web.api import invoices as api_invoices
 from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
 from rempart.web.api import routes as api_routes
 from rempart.web.fast import RightsFastPath
+from rempart.web.fhir import routes as fhir_routes
 from rempart.web.middleware import EdgeMiddleware, Metrics
 
 DESCRIPTION = """API de tiers payant Rempart.
@@ -70,8 +71,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)
     app.include_router(api_payments.router)
+    app.include_router(fhir_routes.router(settings))
     app.include_router(ops.router)
     app.include_router(pages.router)
+    openapi.install(app)
     static = Path(__file__).with_name("static")
     # Swagger UI 5 (OpenAPI 3.1), the files shipped by fastapi-offline: no CDN (decision 0007)
     swagger = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"  # type: ignore[arg-type,union-attr]

@@ -14,6 +14,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rempart.domain.errors import FieldError
+from rempart.web.fhir import outcome
+
 log = structlog.get_logger("rempart.http")
 
 CSP = (
@@ -83,7 +86,7 @@ class EdgeMiddleware:
             if too_large:
                 if message["type"] == "http.response.start":
                     status_holder[0] = 413
-                    await _too_large(send, self.body_bytes_max)
+                    await _too_large(send, self.body_bytes_max, scope["path"])
                 return
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
@@ -99,13 +102,13 @@ class EdgeMiddleware:
         try:
             if too_large:  # announced by Content-Length: no need to read it
                 status_holder[0] = 413
-                await _too_large(send, self.body_bytes_max)
+                await _too_large(send, self.body_bytes_max, scope["path"])
             else:
                 await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             if status_holder[0] != 413:
                 status_holder[0] = 413
-                await _too_large(send, self.body_bytes_max)
+                await _too_large(send, self.body_bytes_max, scope["path"])
         finally:
             elapsed = time.perf_counter() - started
             route = _route_label(scope)
@@ -135,22 +138,30 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(send: Send, limit: int, path: str) -> None:
+    detail = f"Le corps de la requête dépasse {limit} octets."
+    ctype = b"application/problem+json"
     body: dict[str, Any] = {
         "type": "urn:rempart:problem:body_too_large",
         "title": "Requête trop volumineuse",
         "status": 413,
-        "detail": f"Le corps de la requête dépasse {limit} octets.",
+        "detail": detail,
         "code": "body_too_large",
         "errors": [{"field": "body", "reason": f"{limit} octets au plus"}],
     }
+    if path.startswith(outcome.PREFIX):  # FHIR errors are OperationOutcome resources
+        reason = FieldError(outcome.resource_of(path), f"{limit} octets au plus")
+        body, ctype = (
+            outcome.outcome_json(413, "body_too_large", detail, [reason]),
+            b"application/fhir+json",
+        )
     payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", ctype),
                 (b"content-length", str(len(payload)).encode()),
                 *_SECURITY_HEADERS,
             ],

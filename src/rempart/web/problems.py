@@ -25,6 +25,8 @@ from rempart.domain.errors import (
     RempartError,
     TooManyRequests,
 )
+from rempart.web import openapi
+from rempart.web.fhir import outcome
 
 log = structlog.get_logger("rempart.web")
 
@@ -149,28 +151,39 @@ def crashed(exc: Exception, path: str) -> Response:
     )
 
 
+def answer(request: Request, response: Response) -> Response:
+    """Under ``/fhir/`` the problem+json answer becomes an OperationOutcome (``web.fhir``)."""
+    path = request.url.path
+    return outcome.from_problem(response, path) if path.startswith(outcome.PREFIX) else response
+
+
 def rempart_problem(request: Request, exc: RempartError) -> Response:
-    return refused(exc, request.url.path)
+    return answer(request, refused(exc, request.url.path))
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RempartError)
     async def _rempart(request: Request, exc: RempartError) -> Response:
-        return refused(exc, request.url.path)
+        return rempart_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = field_errors(exc)
         if any(e.reason == "JSON illisible" for e in errors):
-            return problem(
-                400,
-                "malformed_body",
-                "Le corps de la requête n'est pas du JSON valide.",
-                errors=[FieldError("body", "JSON illisible")],
+            return answer(
+                request,
+                problem(
+                    400,
+                    "malformed_body",
+                    "Le corps de la requête n'est pas du JSON valide.",
+                    errors=[FieldError("body", "JSON illisible")],
+                ),
             )
         fields = ", ".join(dict.fromkeys(e.field for e in errors))
         log.info("request.invalid", path=request.url.path, fields=fields)
-        return problem(422, "invalid_fields", f"Champs invalides : {fields}", errors=errors)
+        return answer(
+            request, problem(422, "invalid_fields", f"Champs invalides : {fields}", errors=errors)
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -182,8 +195,11 @@ def install(app: FastAPI) -> None:
             405: "Méthode non autorisée pour cette adresse.",
             400: "Corps de requête illisible.",
         }.get(exc.status_code, _STATUS_TITLES.get(exc.status_code, "Erreur"))
-        return problem(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = openapi.allowed_methods(request.app, request.url.path) or ""
+        return answer(request, problem(exc.status_code, code, detail, headers=headers))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        return crashed(exc, request.url.path)
+        return answer(request, crashed(exc, request.url.path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -30,6 +30,7 @@ from rempart.web.api.schemas import (
     InvoiceListOut,
     InvoiceOut,
     InvoiceReceiptOut,
+    IsoDate,
     problem_responses,
 )
 from rempart.web.deps import (
@@ -177,8 +178,8 @@ async def list_invoices(
     request: Request,
     principal: Annotated[Principal, Depends(api_principal)],
     status: InvoiceStatus | None = None,
-    received_from: date | None = None,
-    received_to: date | None = None,
+    received_from: Annotated[IsoDate | None, Query()] = None,
+    received_to: Annotated[IsoDate | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:

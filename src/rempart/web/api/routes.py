@@ -50,7 +50,8 @@ class UnsupportedGrantType(RempartError):
 )
 async def token(
     request: Request,
-    grant_type: Annotated[str, Form()],
+    # documented as the one value accepted; another is a 400 unsupported_grant_type (RFC 6749)
+    grant_type: Annotated[str, Form(json_schema_extra={"enum": ["client_credentials"]})],
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> Response:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -146,7 +147,7 @@ Amount = Annotated[
         examples=["12.34"],
     ),
 ]
-_CODE_PATTERNS = {
+CODE_PATTERNS = {
     "CIP13": r"^\d{13}$",
     "LPP": r"^\d{7}$",
     "CCAM": r"^[A-Z]{4}\d{3}$",
@@ -162,6 +163,24 @@ class BeneficiaryIn(Strict):
 
 
 class _LineIn(Strict):
+    # the code's format depends on its system: said in the schema too, so that a generated
+    # client (and the contract test) sends what the validator below accepts
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "code_system": {"const": system},
+                        "code": {"pattern": pattern},
+                    }
+                }
+                for system, pattern in CODE_PATTERNS.items()
+            ]
+        },
+    )
+
     domain: CareDomain
     code_system: Literal["CIP13", "LPP", "CCAM", "NGAP"]
     code: StrictStr = Field(min_length=1, max_length=13)
@@ -179,7 +198,7 @@ class _LineIn(Strict):
     @classmethod
     def _code_format(cls, code: str, info: ValidationInfo) -> str:
         system = info.data.get("code_system")
-        if system is not None and not re.match(_CODE_PATTERNS[system], code):
+        if system is not None and not re.match(CODE_PATTERNS[system], code):
             raise ValueError(f"code {system} mal formé")
         return code
 
@@ -242,6 +261,15 @@ class InvoiceBatchIn(Strict):
         max_length=1000,
         description="Factures au format de POST /api/v1/invoices ; chacune validée à part.",
     )
+
+    @field_validator("invoices")
+    @classmethod
+    def _hashable(cls, invoices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:  # the batch's idempotency hash is over its canonical JSON
+            orjson.dumps(invoices, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            raise ValueError("nombre hors limites (entiers de 64 bits au plus)") from None
+        return invoices
 
 
 class InvoiceReceiptOut(BaseModel):
