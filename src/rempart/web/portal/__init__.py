@@ -14,14 +14,16 @@ from starlette.responses import Response
 from rempart.domain.errors import RempartError
 from rempart.web import problems
 from rempart.web.pages import render
-from rempart.web.portal import routes
+from rempart.web.portal import claims, money, routes
 from rempart.web.portal.session import SignInRequired
 
-_HTML_PREFIXES = ("/portail", "/deconnexion")
+_HTML_PREFIXES = ("/portail", "/deconnexion", "/back-office")
 
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(claims.router)
+    app.include_router(money.router)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
