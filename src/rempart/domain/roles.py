@@ -57,6 +57,7 @@ class Permission(StrEnum):
     REVIEW_PEC = "review_pec"
     PREPARE_PAYMENTS = "prepare_payments"
     APPROVE_PAYMENTS = "approve_payments"
+    READ_LEDGER = "read_ledger"
     SWITCH_CHANNELS = "switch_channels"
     READ_AUDIT = "read_audit"
     MANAGE_INCIDENTS = "manage_incidents"
@@ -79,7 +80,9 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: frozenset(
         {Permission.MANAGE_REGISTRY, Permission.REVIEW_PEC, Permission.IMPORT_BENEFICIARIES}
     ),
-    Role.PAYMENTS: frozenset({Permission.PREPARE_PAYMENTS, Permission.APPROVE_PAYMENTS}),
+    Role.PAYMENTS: frozenset(
+        {Permission.PREPARE_PAYMENTS, Permission.APPROVE_PAYMENTS, Permission.READ_LEDGER}
+    ),
     Role.SECURITY: frozenset(
         {
             Permission.SWITCH_CHANNELS,

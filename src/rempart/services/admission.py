@@ -7,6 +7,7 @@ from rempart.access import record_refusal
 from rempart.domain.channels import Channel
 from rempart.domain.errors import ChannelClosed, Forbidden
 from rempart.domain.roles import Permission
+from rempart.security import audit
 from rempart.security.principal import Principal
 from rempart.services import channels
 from rempart.services.runtime import Runtime
@@ -37,3 +38,17 @@ async def admit(
     if actor.structure_id is None or not actor.may(permission):
         await refuse(rt, actor, purpose, "not_allowed")
         raise Forbidden(refusal)
+
+
+async def refuse_page(rt: Runtime, actor: Principal, page: str) -> None:
+    """A signed-in account asked for a page its role does not open (portal or back office)."""
+    async with rt.db.transaction() as conn:
+        await audit.record(
+            conn,
+            at=rt.now(),
+            actor=actor,
+            channel="portal",
+            purpose="page_view",
+            result="refused",
+            detail={"reason": "not_allowed", "page": page[:200]},
+        )

@@ -49,7 +49,7 @@ async def post(
 
 async def balances(rt: Runtime, actor: Principal, account: str | None = None) -> dict[str, int]:
     """Debits minus credits per account (every account, or the one named); they sum to 0."""
-    if not actor.may(Permission.PREPARE_PAYMENTS) and not actor.may(Permission.APPROVE_PAYMENTS):
+    if not actor.may(Permission.READ_LEDGER):
         raise Forbidden("Réservé aux opérateurs des paiements.")
     legs = union_all(
         select(ledger_posting.c.debit.label("account"), ledger_posting.c.amount_cents),

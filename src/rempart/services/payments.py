@@ -440,6 +440,39 @@ async def approve(rt: Runtime, actor: Principal, run_id: UUID) -> Run:
         return await _reread(conn, run_id)
 
 
+async def runs(rt: Runtime, actor: Principal, *, limit: int = 50) -> list[Run]:
+    """The latest runs, newest first, for the back office."""
+    if not actor.may(Permission.PREPARE_PAYMENTS) and not actor.may(Permission.APPROVE_PAYMENTS):
+        raise Forbidden("Réservé aux opérateurs habilités aux paiements.")
+    count = (
+        select(func.count())
+        .select_from(payment)
+        .where(payment.c.run_id == payment_run.c.id)
+        .scalar_subquery()
+    )
+    async with rt.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(payment_run, count.label("advices"))
+                .order_by(payment_run.c.run_date.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [_run_of(r, r.advices) for r in rows]
+
+
+async def run(rt: Runtime, actor: Principal, run_id: UUID) -> Run:
+    if not actor.may(Permission.PREPARE_PAYMENTS) and not actor.may(Permission.APPROVE_PAYMENTS):
+        raise Forbidden("Réservé aux opérateurs habilités aux paiements.")
+    async with rt.db.read() as conn:
+        found = (
+            await conn.execute(select(payment_run.c.id).where(payment_run.c.id == run_id))
+        ).first()
+        if found is None:
+            raise NotFound("Campagne de paiement introuvable.")
+        return await _reread(conn, run_id)
+
+
 async def _locked(rt: Runtime, conn: Any, run_id: UUID) -> Any:
     q = select(payment_run).where(payment_run.c.id == run_id)
     if rt.db.dialect == "postgresql":

@@ -353,6 +353,50 @@ async def cancel(rt: Runtime, actor: Principal, pec_id: UUID) -> PecAnswer:
     return _answer(row)
 
 
+@dataclass(frozen=True, slots=True)
+class PecLine:
+    """One of the structure's PECs as its list shows it: no person is named."""
+
+    id: UUID
+    number: str
+    domain: CareDomain
+    status: PecStatus
+    care_date: date
+    valid_until: date | None
+    amc: Money
+    created_at: datetime
+
+
+async def list_own(rt: Runtime, actor: Principal, *, limit: int = 100) -> list[PecLine]:
+    """The structure's PECs, newest first; the page names no person (like the invoice list)."""
+    if actor.structure_id is None or not actor.may(Permission.REQUEST_PEC):
+        await admission.refuse(rt, actor, "pec_list", "not_allowed")
+        raise Forbidden("Seul un professionnel de santé a des prises en charge.")
+    async with rt.db.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    pec.c.id, pec.c.number, pec.c.domain, pec.c.status, pec.c.care_date,
+                    pec.c.valid_until, pec.c.amc_cents, pec.c.created_at,
+                )
+                .where(pec.c.structure_id == actor.structure_id)
+                .order_by(pec.c.created_at.desc(), pec.c.id.desc())
+                .limit(limit)
+            )
+        ).all()  # fmt: skip
+        await audit.record(
+            conn, at=rt.now(), actor=actor, channel="api", purpose="pec_list", result="ok",
+            categories=("claims",), detail={"count": len(rows)},
+        )  # fmt: skip
+    return [
+        PecLine(
+            r.id, r.number, CareDomain(r.domain), PecStatus(r.status), r.care_date,
+            r.valid_until, Money(r.amc_cents), r.created_at,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
 # -- the review queue (operator agents) -------------------------------------------------------
 
 

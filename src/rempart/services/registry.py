@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rempart.db.tables import (
@@ -323,6 +323,65 @@ async def create_account(
         )
         await _audit_change(conn, rt, actor, "account.create", "account", new_id)
     return NewAccount(new_id, username, token)
+
+
+@dataclass(frozen=True, slots=True)
+class BankWatch:
+    """Bank details an operator should look at: still in their cooling-off, under review (a
+    returned transfer), or the same IBAN registered by several structures. Last four only."""
+
+    bank_account_id: UUID
+    structure_id: UUID
+    structure_name: str
+    iban_last4: str
+    status: str  # active | review
+    pays_from: datetime
+    owners: int
+    created_at: datetime
+
+    def reasons(self, now: datetime) -> list[str]:
+        found = []
+        if self.pays_from > now:
+            found.append("Délai de sécurité en cours")
+        if self.status == "review":
+            found.append("Virement rejeté : à vérifier")
+        if self.owners > 1:
+            found.append(f"IBAN déclaré par {self.owners} structures")
+        return found
+
+
+async def bank_watch(rt: Runtime, actor: Principal) -> list[BankWatch]:
+    _need(actor, Permission.MANAGE_REGISTRY)
+    now = rt.now()
+    owners = (
+        select(
+            bank_account.c.iban_bi,
+            func.count(func.distinct(bank_account.c.structure_id)).label("owners"),
+        )
+        .where(bank_account.c.status != "retired")
+        .group_by(bank_account.c.iban_bi)
+    ).subquery("owners")
+    q = (
+        select(
+            bank_account.c.id, bank_account.c.structure_id, structure.c.name,
+            bank_account.c.iban_last4, bank_account.c.status, bank_account.c.pays_from,
+            owners.c.owners, bank_account.c.created_at,
+        )
+        .join(owners, owners.c.iban_bi == bank_account.c.iban_bi)
+        .join(structure, structure.c.id == bank_account.c.structure_id)
+        .where(
+            bank_account.c.status != "retired",
+            or_(
+                bank_account.c.pays_from > now,
+                bank_account.c.status == "review",
+                owners.c.owners > 1,
+            ),
+        )
+        .order_by(bank_account.c.created_at.desc())
+        .limit(500)
+    )  # fmt: skip
+    async with rt.db.read() as conn:
+        return [BankWatch(*r) for r in await conn.execute(q)]
 
 
 async def operator_principal(rt: Runtime, username: str) -> Principal:

@@ -17,7 +17,7 @@ from rempart.jobs import worker
 from rempart.logging import configure_logging
 from rempart.services import key_rotation
 from rempart.services.runtime import Runtime, build_runtime
-from rempart.web import openapi, ops, pages, portal, problems
+from rempart.web import backoffice, openapi, ops, pages, portal, problems
 from rempart.web.api import invoices as api_invoices
 from rempart.web.api import payments as api_payments
 from rempart.web.api import pec as api_pec
@@ -67,6 +67,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     problems.install(app)
     portal.install(app)
+    backoffice.install(app)
     app.include_router(api_routes.router)
     app.include_router(api_invoices.router)
     app.include_router(api_pec.router)

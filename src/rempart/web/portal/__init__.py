@@ -15,14 +15,16 @@ from rempart.domain.errors import RempartError
 from rempart.services.step_up import StepUpRequired
 from rempart.web import problems
 from rempart.web.pages import render
-from rempart.web.portal import bank, notices, password, routes, stepup
+from rempart.web.portal import bank, claims, money, notices, password, routes, stepup
 from rempart.web.portal.session import SignInRequired
 
-_HTML_PREFIXES = ("/portail", "/deconnexion")
+_HTML_PREFIXES = ("/portail", "/deconnexion", "/back-office")
 
 
 def install(app: FastAPI) -> None:
     app.include_router(routes.router)
+    app.include_router(claims.router)
+    app.include_router(money.router)
     app.include_router(notices.router)
     app.include_router(stepup.router)
     app.include_router(bank.router)

@@ -150,6 +150,8 @@ async def enrol_verify(request: Request, token: str, body: CeremonyIn) -> Respon
 async def portal_home(request: Request, session: Signed) -> Response:
     if session.principal.may(Permission.CHECK_RIGHTS):
         return RedirectResponse("/portail/droits", status_code=303)
+    if session.principal.structure_id is None:  # operator or insurer staff
+        return RedirectResponse("/back-office", status_code=303)
     return _page(request, session, "portal/accueil.html", {})
 
 

@@ -140,5 +140,12 @@
     document.querySelectorAll('[data-passkey-form="register"]').forEach((f) => {
       f.addEventListener("submit", (ev) => { ev.preventDefault(); register(f); });
     });
+    document.querySelectorAll("[data-print]").forEach((b) => {
+      b.addEventListener("click", () => window.print());
+    });
+    // a form with data-confirm asks before it is sent (approving a run, refusing a PEC…)
+    document.querySelectorAll("form[data-confirm]").forEach((f) => {
+      f.addEventListener("submit", (ev) => { if (!window.confirm(f.dataset.confirm)) ev.preventDefault(); });
+    });
   });
 })();

@@ -1,7 +1,7 @@
 """invoice: status and payment changes become HOT updates
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-02
 
 A payment run writes every invoice it pays twice (claimed at prepare, paid at export). While
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
