@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from rempart.db.tables import account, audit_event, web_session
+from rempart.db.tables import account, audit_event, reverify, web_session
 from rempart.domain.roles import Role
 from rempart.security import passwords as pw
 from rempart.security import totp
@@ -263,3 +263,31 @@ def test_a_totp_code_works_once_and_only_near_its_time() -> None:
     )
     assert totp.accepted_step(_SECRET, code, now=now + timedelta(minutes=2), last_step=None) is None
     assert totp.accepted_step(_SECRET, "12345", now=now, last_step=None) is None
+
+
+async def test_after_a_mass_revocation_a_password_does_not_sign_in(api: Api, clock: Clock) -> None:
+    """A mass revocation marks accounts for passkey re-verification; the right password and
+    code are refused until the account signs in with a passkey (``passkey_required``)."""
+    name, _ = await _allowed_account(api)
+    step = totp.step_at(clock())
+    async with api.rt.db.transaction() as conn:
+        aid = (await conn.execute(select(account.c.id).where(account.c.username == name))).scalar()
+        await conn.execute(
+            update(account).where(account.c.id == aid).values(
+                password_allowed=True, password_hash=_hash(), totp_last_step=step - 1,
+                totp_secret_enc=api.rt.keys.encrypt("account", "totp_secret", aid, _SECRET),
+            )
+        )  # fmt: skip
+        await conn.execute(
+            reverify.insert().values(account_id=aid, required_at=clock(), reason="drill")
+        )
+    before = await _sessions(api)
+    async with _http(_rt(api, on=True)) as http:
+        r = await http.post(
+            "/connexion/mot-de-passe",
+            data={"username": name, "password": PASSWORD,
+                  "totp_code": totp.code_at(_SECRET, step)},
+        )  # fmt: skip
+        assert r.status_code == 401 and "rempart_session" not in http.cookies
+    assert await _sessions(api) == before
+    assert await _reasons(api) == ["passkey_required"]

@@ -39,7 +39,7 @@ from rempart.domain.ratelimit import gcra
 from rempart.domain.roles import Permission
 from rempart.security import audit, passwords, ratelimit, sessions, totp
 from rempart.security.principal import ActorKind, Principal
-from rempart.services import channels
+from rempart.services import channels, revocation
 from rempart.services.portal_auth import SignedIn, _known_device, read_invitation
 from rempart.services.runtime import Runtime
 
@@ -307,6 +307,10 @@ async def sign_in(
             reason = "account_disabled"
         elif row.contained_at is not None:
             reason = "account_contained"
+    if reason is None and row is not None:
+        async with rt.db.transaction() as conn:  # after a mass revocation: a passkey first
+            if await revocation.passkey_required(conn, row.id):
+                reason = "passkey_required"
     if reason is not None:
         await _failed(rt, actor, username, ip, reason)
         raise NotAuthenticated(REFUSED)
