@@ -15,7 +15,10 @@ Uses one of the demo's API clients (``var/fixtures/clients.json``) and one of it
 5. ``GET /api/v1/invoices/{id}`` until the worker has decided it: accepted, the AMC part per
    line, the reasons if any;
 6. ``GET /api/v1/payments``: the transfers received (after an operator's payment run), and
-   the remittance advice of the latest one.
+   the remittance advice of the latest one;
+
+then the same over FHIR R4 (``docs/fhir.md``): ``CoverageEligibilityRequest``, ``Claim``,
+``ClaimResponse`` until it is ``complete``, ``PaymentReconciliation``.
 
 Only ``httpx`` is needed. Every error is an ``application/problem+json`` body naming the field.
 """
@@ -125,7 +128,91 @@ def main() -> None:
                 "7. remittance advice",
                 http.get(f"/api/v1/payments/{paid[0]['payment_id']}/remittance"),
             )
+        fhir(http, a.base_url, client, patient, drug, today)
     print("\nDone. Payments appear after an operator runs `rempart pay run` / approve / export.")
+
+
+def fhir(
+    http: httpx.Client, base: str, client: dict[str, str], patient: dict[str, Any],
+    drug: dict[str, Any], today: str,
+) -> None:  # fmt: skip
+    """The same exchanges over FHIR R4 (docs/fhir.md), with the same token; the claim bills
+    another box (the same one again would be a duplicate, R10)."""
+    drug = {**drug, "code": "3400930000021", "unit_price": "4.00", "brss": "4.00",
+            "amo_amount": "2.60"}  # fmt: skip
+    sid = f"{base}/fhir/sid"
+    ext = f"{base}/fhir/StructureDefinition"
+    domain = {"coding": [{"system": f"{base}/fhir/CodeSystem/care-domain", "code": "PHAR"}]}
+    person = {
+        "resourceType": "Patient",
+        "id": "patient",
+        "extension": [{"url": f"{ext}/birth-rank", "valueInteger": patient["rank"]}],
+        "identifier": [{"system": f"{sid}/adherent-number", "value": patient["adherent_number"]}],
+        "birthDate": patient["birth_date"],
+    }
+    insurer = {"identifier": {"system": f"{sid}/amc-number", "value": patient["amc_number"]}}
+    print("\n══ The same over FHIR R4 (/fhir/r4)")
+    eligibility = show(
+        "F1. CoverageEligibilityRequest",
+        http.post(
+            "/fhir/r4/CoverageEligibilityRequest",
+            json={
+                "resourceType": "CoverageEligibilityRequest", "status": "active",
+                "purpose": ["benefits"], "created": today, "servicedDate": today,
+                "contained": [person], "patient": {"reference": "#patient"},
+                "insurer": insurer, "item": [{"category": domain}],
+            },
+        ),
+    )  # fmt: skip
+    engagement = eligibility.get("preAuthRef")
+    euros = lambda amount: {"value": float(amount), "currency": "EUR"}  # noqa: E731
+    claim = {
+        "resourceType": "Claim",
+        "identifier": [{"system": f"{sid}/invoice-number", "value": f"EXF-{uuid.uuid4().hex[:9]}"}],
+        "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                             "code": "pharmacy"}]},
+        "use": "claim",
+        "contained": [person],
+        "patient": {"reference": "#patient"},
+        "created": today,
+        "billablePeriod": {"start": today},
+        "insurer": insurer,
+        "provider": {"reference": f"Organization/{client['structure_id']}"},
+        "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                                 "code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Contrat AMC"},
+                       **({"preAuthRef": [engagement]} if engagement else {})}],
+        "item": [{
+            "sequence": 1,
+            "extension": [
+                {"url": f"{ext}/brss", "valueMoney": euros(drug["brss"])},
+                {"url": f"{ext}/amo-rate", "valueInteger": drug["amo_rate"]},
+                {"url": f"{ext}/amo-amount", "valueMoney": euros(drug["amo_amount"])},
+                {"url": f"{ext}/amc-amount-claimed", "valueMoney": euros("1.40")},
+            ],
+            "category": domain,
+            "productOrService": {"coding": [{"system": f"{base}/fhir/CodeSystem/cip13",
+                                             "code": drug["code"]}]},
+            "quantity": {"value": drug["quantity"]},
+            "unitPrice": euros(drug["unit_price"]),
+        }],
+    }  # fmt: skip
+    queued = show("F2. Claim", http.post("/fhir/r4/Claim", json=claim))
+    answer = queued
+    for _ in range(30):  # queued, then complete once the worker has decided
+        answer = http.get(f"/fhir/r4/ClaimResponse/{queued['id']}").json()
+        if answer.get("outcome") != "queued":
+            break
+        time.sleep(1)
+    show("F3. ClaimResponse", http.get(f"/fhir/r4/ClaimResponse/{queued['id']}"))
+    show(
+        "F4. PaymentReconciliation",
+        http.get(
+            "/fhir/r4/PaymentReconciliation",
+            params={"requestor": f"Organization/{client['structure_id']}"},
+        ),
+    )
 
 
 if __name__ == "__main__":
