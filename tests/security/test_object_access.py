@@ -27,6 +27,7 @@ ROUTES = {
     ("GET", "/api/v1/prises-en-charge/{pec_id}"),
     ("POST", "/api/v1/prises-en-charge/{pec_id}/cancel"),
     ("GET", "/api/v1/payments/{payment_id}/remittance"),
+    ("GET", "/fhir/r4/ClaimResponse/{claim_response_id}"),  # an invoice, as FHIR shows it
 }
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -73,6 +74,7 @@ async def test_another_structures_objects_answer_like_missing_ones(
         "/api/v1/prises-en-charge/{pec_id}": (pec_id, ph),
         "/api/v1/prises-en-charge/{pec_id}/cancel": (pec_id, ph),
         "/api/v1/payments/{payment_id}/remittance": (payment_id, op),
+        "/fhir/r4/ClaimResponse/{claim_response_id}": (invoice_id, op),
     }
     async with api.rt.db.transaction() as conn:
         refusals_before = (

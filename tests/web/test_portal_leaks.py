@@ -53,6 +53,13 @@ NO_OBJECT = {
     ("GET", "/portail/factures/nouvelle"),
     ("POST", "/portail/factures"),
     ("GET", "/portail/paiements"),
+    ("GET", "/portail/avis"),
+    ("GET", "/portail/confirmer"),
+    ("POST", "/portail/confirmer/options"),
+    ("POST", "/portail/confirmer/verification"),
+    ("GET", "/portail/coordonnees-bancaires"),
+    ("GET", "/portail/coordonnees-bancaires/modifier"),
+    ("POST", "/portail/coordonnees-bancaires/modifier"),
     ("POST", "/deconnexion"),
 }
 

@@ -24,7 +24,7 @@ from fastapi.openapi.utils import get_openapi
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _OUTCOME = {"$ref": "#/components/schemas/OperationOutcomeDoc"}
 _PUBLIC = ("/oauth/token", "/fhir/r4/metadata")
-_TEXT = {"/metrics": "text/plain", "/status": "text/html"}
+_TEXT = {"/metrics": "text/plain", "/status": "text/html", "/status.atom": "application/atom+xml"}
 _EDGE = {413: "Requête trop volumineuse", 429: "Trop de requêtes"}
 
 
