@@ -347,6 +347,11 @@ async def test_a_credit_note_on_a_paid_invoice_is_netted_by_the_next_runs(
         f"/api/v1/payments/{latest['payment_id']}/remittance", headers=_auth(ph)
     )
     assert (rsp.json()["amount"], rsp.json()["advance_netted"]) == ("0.00", "3.50")
+    async with api.rt.db.transaction() as conn:  # netted to nothing, yet paid: it is settled
+        netted = await conn.execute(
+            select(invoice.c.status).where(invoice.c.invoice_number == "N-1")
+        )
+        assert netted.scalar_one() == "paid"
 
 
 async def test_an_invoice_decided_while_a_run_is_prepared_is_in_its_transfer_or_in_the_next(

@@ -572,8 +572,7 @@ async def export(rt: Runtime, actor: Principal, run_id: UUID, out: Path) -> tupl
                     invoice.c.id == remitted_invoice.c.invoice_id,
                     invoice.c.payment_id == remitted_invoice.c.payment_id,
                     remitted_invoice.c.payment_id == payment.c.id,
-                    payment.c.run_id == run_id,
-                    payment.c.amount_cents > 0,
+                    payment.c.run_id == run_id,  # a payment netted to 0 pays its invoices too
                     remitted_invoice.c.decision == "accepted",
                     invoice.c.status == "accepted",
                 )
