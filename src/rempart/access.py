@@ -840,6 +840,36 @@ class Payee:
 _IDS_PER_QUERY = 10_000
 
 
+async def _audit_each(
+    conn: AsyncConnection,
+    rows: Sequence[Any],
+    *,
+    principal: Principal,
+    now: datetime,
+    channel: str,
+    purpose: str,
+    subject_kind: str,
+    categories: tuple[str, ...],
+    subject: Callable[[Any], UUID],
+    ocam: Callable[[Any], UUID | None] = lambda r: None,
+    detail: Callable[[Any], dict[str, Any] | None] = lambda r: None,
+) -> None:
+    """One audit row per record read (in the caller's transaction), naming its subject."""
+    if not rows:
+        return
+    await conn.execute(
+        audit_event.insert(),
+        [
+            audit.row(
+                at=now, actor=principal, channel=channel, purpose=purpose, result="ok",
+                subject_kind=subject_kind, subject_id=subject(r), ocam_id=ocam(r),
+                categories=categories, detail=detail(r),
+            )
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
 async def read_payees(
     conn: AsyncConnection,
     keys: KeyRing,
@@ -866,25 +896,11 @@ async def read_payees(
                 .where(bank_account.c.id.in_(accounts[at : at + _IDS_PER_QUERY]))
             )
         ).all()
-    if not rows:
-        return {}
-    await conn.execute(
-        audit_event.insert(),
-        [
-            audit.row(
-                at=now,
-                actor=principal,
-                channel="cli",
-                purpose=purpose,
-                result="ok",
-                subject_kind="structure",
-                subject_id=r.structure_id,
-                categories=("bank",),
-                detail={"bank_account_id": str(r.id)},
-            )
-            for r in rows
-        ],
-    )
+    await _audit_each(
+        conn, rows, principal=principal, now=now, channel="cli", purpose=purpose,
+        subject_kind="structure", categories=("bank",), subject=lambda r: r.structure_id,
+        detail=lambda r: {"bank_account_id": str(r.id)},
+    )  # fmt: skip
     return {
         r.id: Payee(
             r.structure_id, r.name, keys.decrypt("bank_account", "iban", r.id, r.iban_enc), r.bic
@@ -906,32 +922,20 @@ async def mail_recipients(
 ) -> dict[UUID, str]:
     """Decrypt the e-mail addresses of these accounts to deliver their notifications: one
     audit row per account (subject ``account``, category ``contact``)."""
-    if not accounts:
-        return {}
-    rows = (
-        await conn.execute(
-            select(account.c.id, account.c.email_enc, account.c.structure_id).where(
-                account.c.id.in_(list(accounts)[:_IDS_PER_QUERY])
-            )
-        )
-    ).all()
-    if rows:
-        await conn.execute(
-            audit_event.insert(),
-            [
-                audit.row(
-                    at=now,
-                    actor=principal,
-                    channel="worker",
-                    purpose="notification",
-                    result="ok",
-                    subject_kind="account",
-                    subject_id=r.id,
-                    categories=("contact",),
+    rows: list[Any] = []
+    ids = list(accounts)
+    for at in range(0, len(ids), _IDS_PER_QUERY):
+        rows += (
+            await conn.execute(
+                select(account.c.id, account.c.email_enc).where(
+                    account.c.id.in_(ids[at : at + _IDS_PER_QUERY])
                 )
-                for r in rows
-            ],
-        )
+            )
+        ).all()
+    await _audit_each(
+        conn, rows, principal=principal, now=now, channel="worker", purpose="notification",
+        subject_kind="account", categories=("contact",), subject=lambda r: r.id,
+    )  # fmt: skip
     return {r.id: keys.decrypt("account", "email", r.id, r.email_enc) for r in rows}
 
 
@@ -970,24 +974,11 @@ async def incident_addressees(
                 ).where(beneficiary.c.id.in_(ids[at : at + _IDS_PER_QUERY]))
             )
         ).all()
-    if rows:
-        await conn.execute(
-            audit_event.insert(),
-            [
-                audit.row(
-                    at=now,
-                    actor=principal,
-                    channel="cli",
-                    purpose="incident_notification",
-                    result="ok",
-                    subject_kind="beneficiary",
-                    subject_id=r.id,
-                    ocam_id=r.ocam_id,
-                    categories=("identity",),
-                )
-                for r in rows
-            ],
-        )
+    await _audit_each(
+        conn, rows, principal=principal, now=now, channel="cli",
+        purpose="incident_notification", subject_kind="beneficiary", categories=("identity",),
+        subject=lambda r: r.id, ocam=lambda r: r.ocam_id,
+    )  # fmt: skip
     return {
         r.id: Addressee(
             r.id,
